@@ -1,0 +1,3 @@
+from synthgen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Command line: `synthgen generate`, `synthgen prompts`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from synthgen.config import ConfigError, load_config
+
+log = logging.getLogger("synthgen")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set llm.concurrency=8 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synthgen", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="run the whole pipeline and write a dataset")
+    _add_config_args(gen)
+    pr = sub.add_parser("prompts", help="list strategies, or render one for a sample row")
+    _add_config_args(pr)
+    pr.add_argument("--render", metavar="STRATEGY", help="print the messages this strategy sends")
+    return parser
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from synthgen.run import generate
+
+    cfg = load_config(args.config, args.overrides)
+    folder = generate(cfg)
+    print(folder)
+    return 0
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    import json
+
+    from synthgen.prompt import load_templates, make_env
+    from synthgen.read import load_input
+
+    cfg = load_config(args.config, args.overrides)
+    templates = load_templates(cfg.prompts.dir)
+    if not args.render:
+        for t in templates:
+            print(f"{t.name:20s} {t.hash}  {t.strategy}: {t.description}")
+        return 0
+    (t,) = load_templates(cfg.prompts.dir, [args.render])
+    pairs = load_input(cfg.input)
+    msgs = t.render(make_env(), query=pairs["query"][0], positive=pairs["positive"][0],
+                    n=cfg.prompts.negatives_per_prompt)
+    print(json.dumps(msgs, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _sigterm(*_: object) -> None:
+    # Turn SIGTERM into an exception so context managers stop the local server.
+    raise SystemExit(143)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "datasets", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _sigterm)
+    from synthgen.prompt import PromptError
+    from synthgen.read import LoaderError
+    from synthgen.server import ServerError
+
+    handlers = {"generate": cmd_generate, "prompts": cmd_prompts}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, LoaderError, PromptError, ServerError) as exc:
+        print(f"synthgen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

