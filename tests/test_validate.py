@@ -1,0 +1,68 @@
+import pytest
+
+from synthgen.config import ScorerConfig, ValidateConfig
+from synthgen.scorer import BiEncoderScorer, Scorer
+from synthgen.validate import QualityFilter, ScoreFilter, relative_threshold
+
+
+class TableScorer(Scorer):
+    """Scores from a fixed table: unit tests of the threshold arithmetic only."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def _score_new(self, pairs):
+        return [self.table[p] for p in pairs]
+
+
+def test_relative_threshold_positive_and_logit_scores():
+    assert relative_threshold(0.8, 0.95) == pytest.approx(0.76)
+    # Logits: -2.0 * 0.95 = -1.9 would sit ABOVE the positive; the threshold must stay below it.
+    assert relative_threshold(-2.0, 0.95) == pytest.approx(-2.1)
+
+
+def make_batch(negs):
+    n = len(negs)
+    return {"query_id": ["q"] * n, "query": ["q"] * n, "positive": ["pos"] * n, "negative": negs}
+
+
+def test_score_filter_reasons_and_columns():
+    scorer = TableScorer({("q", "pos"): 0.8, ("q", "same"): 0.79, ("q", "hard"): 0.6, ("q", "easy"): 0.05})
+    out = ScoreFilter(scorer, ValidateConfig(min_score=0.1))(make_batch(["same", "hard", "easy"]))
+    assert out["reason"][0].startswith("answers_query (neg=0.7900 >= thr=0.7600")
+    assert out["reason"][1] is None
+    assert out["reason"][2].startswith("too_easy")
+    assert out["difficulty"][1] == pytest.approx(0.75)
+    assert scorer.pairs_scored == 4  # the positive pair is scored once, not once per row
+
+
+def test_score_filter_logit_scale():
+    scorer = TableScorer({("q", "pos"): -2.0, ("q", "a"): -1.0, ("q", "b"): -2.05, ("q", "c"): -4.0})
+    reasons = ScoreFilter(scorer, ValidateConfig())(make_batch(["a", "b", "c"]))["reason"]
+    assert reasons[0].startswith("answers_query") and reasons[1].startswith("answers_query")
+    assert reasons[2] is None
+
+
+def test_quality_filter():
+    reasons = QualityFilter(ValidateConfig(min_chars=20))(make_batch(
+        ["", "short one", "As an AI, I cannot write this passage for you.",
+         "Here is a passage about tides and the Moon, as requested.",
+         "Neap tides occur at the quarter moons when the pulls are at right angles."]))["reason"]
+    assert reasons[0] == "empty"
+    assert reasons[1].startswith("too_short")
+    assert reasons[2].startswith("meta_text") and reasons[3].startswith("meta_text")
+    assert reasons[4] is None
+
+
+def test_real_bi_encoder_ranks_copy_above_off_topic(minilm):
+    scorer = BiEncoderScorer(minilm, "minilm", ScorerConfig())
+    q = "Why are there two high tides a day?"
+    pos = "Ocean tides are caused by the Moon's gravity, which creates two bulges of water, so coasts get two high tides a day."
+    off = "Espresso is brewed by forcing hot water at 9 bar through finely ground coffee."
+    out = ScoreFilter(scorer, ValidateConfig())({"query_id": ["q"] * 2, "query": [q] * 2,
+                                                 "positive": [pos] * 2, "negative": [pos, off]})
+    assert out["reason"][0].startswith("answers_query")  # a copy of the positive answers the query
+    assert out["reason"][1] is None
+    assert out["negative_score"][0] == pytest.approx(out["positive_score"][0], abs=1e-5)
+    assert out["negative_score"][1] < 0.3 < out["positive_score"][0]
