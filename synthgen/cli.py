@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "datasets", "openai"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "sentence_transformers", "datasets", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _sigterm)
     from synthgen.prompt import PromptError

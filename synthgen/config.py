@@ -36,7 +36,7 @@ class LLMConfig(_Section):
     timeout_s: float = Field(120.0, gt=0)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
-    max_tokens: int = Field(300, ge=1)
+    max_tokens: int = Field(256, ge=1)
     seed: int | None = 0
     response_format: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
     server_ctx: int = Field(4096, ge=256)

@@ -40,7 +40,8 @@ def parse_passages(text: str | None) -> list[str]:
         raise ParseError("empty completion")
     body = _FENCE.sub("", text.strip())
     try:
-        data = json.loads(body)
+        # strict=False: small models put raw newlines inside strings; that is still usable text.
+        data = json.loads(body, strict=False)
     except json.JSONDecodeError as exc:
         raise ParseError(f"invalid JSON: {exc.msg} at char {exc.pos}") from None
     if isinstance(data, list):  # a bare list is an unambiguous answer; accept it
@@ -148,7 +149,8 @@ class OpenAIBackend:
                     if self.format is not None:
                         extra["response_format"] = self.format
                     if self.cfg.seed is not None:
-                        extra["seed"] = self.cfg.seed
+                        # A fixed seed would repeat the same malformed text on every retry.
+                        extra["seed"] = self.cfg.seed + attempt.retry_state.attempt_number - 1
                     resp = await self._client.chat.completions.create(
                         model=self.model,
                         messages=messages,

