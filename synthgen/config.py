@@ -58,12 +58,37 @@ class ScorerConfig(_Section):
     device: str = "cpu"
 
 
+class JudgeConfig(_Section):
+    enabled: bool = Field(False, description="ask the LLM whether rows near the threshold answer the query")
+    band: float = Field(0.15, gt=0, le=1, description="judge rows with difficulty in [max_relative - band, max_relative)")
+    max_tokens: int = Field(8, ge=1)
+
+
 class ValidateConfig(_Section):
+    # Answerability: a negative scoring like its positive probably answers the query.
     max_relative: float = Field(0.95, gt=0, description="drop a negative scoring >= this share of its positive's score")
-    min_score: float | None = Field(None, description="optional floor: drop negatives scoring below (too easy)")
+    max_score: float | None = Field(None, description="drop a negative scoring >= this, whatever its positive scores")
+    weak_positive: float | None = Field(
+        None, description="a positive scoring below this is not trusted as the reference; empty = 0.2 for the "
+                          "bi-encoder scorer, off for cross-encoders (set it on your scorer's scale)")
+    # Hardness: optional floors and a per-query cap.
+    min_score: float | None = Field(None, description="drop negatives scoring below this (too easy)")
+    min_relative: float | None = Field(None, description="drop negatives scoring below this share of the positive's")
+    top_k: int | None = Field(None, ge=1, description="keep only the k hardest negatives per (query, positive)")
+    # Text quality.
     min_chars: int = Field(40, ge=0)
-    near_duplicate: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which two negatives are duplicates")
-    positive_copy: float = Field(95.0, ge=0, le=100, description="rapidfuzz ratio at which a negative copies its positive")
+    min_length_ratio: float = Field(0.2, ge=0, description="negative length / positive length, lower bound")
+    max_length_ratio: float = Field(4.0, gt=0, description="negative length / positive length, upper bound")
+    language: str | None = Field("en", description="expected language ('en' checks script and stopwords); empty = off")
+    leak_markers: list[str] = Field(
+        default_factory=lambda: ["{{", "{%", "Return JSON", '"passages"', "Question:", "Passage:"],
+        description="template text that must not appear in a negative")
+    # Dedup (rapidfuzz ratios, 0-100).
+    near_duplicate: float = Field(90.0, ge=0, le=100, description="ratio at which two negatives of a query are duplicates")
+    positive_copy: float = Field(95.0, ge=0, le=100, description="ratio at which a negative copies its own positive")
+    collision: float | None = Field(95.0, ge=0, le=100,
+                                    description="ratio at which a negative matches ANY positive in the dataset; empty = off")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
 
 class Config(_Section):

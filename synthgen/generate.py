@@ -98,7 +98,27 @@ class Completion:
     error: str | None
 
 
-class OpenAIBackend:
+class Backend:
+    """What the generate step needs from an engine: open once per worker, complete many prompts, close.
+
+    `complete` returns one Completion per prompt, in order, and never raises for a single bad prompt;
+    `usage` accumulates requests, retries, failures and tokens; `model` names the model for provenance.
+    """
+
+    model: str
+    usage: LLMUsage
+
+    def open(self) -> None:
+        """Start clients/engines; idempotent."""
+
+    def close(self) -> None:
+        """Release what `open` started; idempotent."""
+
+    def complete(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+        raise NotImplementedError
+
+
+class OpenAIBackend(Backend):
     """An AsyncOpenAI client on a private event loop thread: opened once, used from sync code."""
 
     def __init__(self, cfg: LLMConfig, base_url: str, model: str, response_format_kind: str, n: int):
@@ -189,7 +209,7 @@ class GenerateStep(Step):
 
     name = "generate"
 
-    def __init__(self, backend: OpenAIBackend):
+    def __init__(self, backend: Backend):
         self.backend = backend
 
     def setup(self) -> None:
