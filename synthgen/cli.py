@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="run the whole pipeline and write a dataset")
     _add_config_args(gen)
+    val = sub.add_parser("validate", help="run the validation stage alone on a candidates file")
+    val.add_argument("--input", required=True, help="dataset folder or .jsonl/.parquet/.csv with query, positive, negative")
+    val.add_argument("--output", required=True, help="folder for kept/, rejects/, stats.json and histograms")
+    _add_config_args(val)
     pr = sub.add_parser("prompts", help="list strategies, or render one for a sample row")
     _add_config_args(pr)
     pr.add_argument("--render", metavar="STRATEGY", help="print the messages this strategy sends")
@@ -36,6 +40,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     folder = generate(cfg)
     print(folder)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from synthgen.validate_run import validate_file
+
+    cfg = load_config(args.config, args.overrides)
+    stats = validate_file(cfg, args.input, args.output)
+    for name, st in stats["stages"].items():
+        print(f"{name:10s} in={st['in']:6d} out={st['out']:6d} {st['rejected_by_reason']}")
+    print(args.output)
     return 0
 
 
@@ -71,11 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "sentence_transformers", "datasets", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _sigterm)
+    import datasets
+
+    datasets.disable_progress_bars()  # synthgen shows its own progress; datasets' bars are noise here
     from synthgen.prompt import PromptError
     from synthgen.read import LoaderError
     from synthgen.server import ServerError
 
-    handlers = {"generate": cmd_generate, "prompts": cmd_prompts}
+    handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts}
     try:
         return handlers[args.command](args)
     except (ConfigError, LoaderError, PromptError, ServerError) as exc:

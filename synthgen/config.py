@@ -26,6 +26,12 @@ class InputConfig(_Section):
     max_queries: int | None = Field(None, ge=1)
 
 
+class PriceConfig(_Section):
+    prompt: float = Field(ge=0, description="price per million prompt tokens")
+    completion: float = Field(ge=0, description="price per million completion tokens")
+    currency: str = "USD"
+
+
 class LLMConfig(_Section):
     base_url: str | None = Field(None, description="OpenAI-compatible server; empty = start the embedded llama.cpp server")
     model: str | None = Field(None, description="model name sent to the server")
@@ -42,6 +48,29 @@ class LLMConfig(_Section):
     server_ctx: int = Field(4096, ge=256)
     server_threads: int = Field(2, ge=1)
     server_startup_timeout_s: float = Field(180.0, gt=0)
+    price_per_million: PriceConfig | None = Field(
+        None, description="optional price table, e.g. {prompt: 0.15, completion: 0.6}: adds a cost estimate to run.json")
+
+
+class VLLMConfig(_Section):
+    """`backend: vllm`: vllm.LLM in process. Sampling (temperature, top_p, max_tokens, seed) comes from llm.*."""
+
+    model: str | None = Field(None, description="Hugging Face model folder; empty = the embedded SmolLM2 GGUF, "
+                                                "converted once into cache_dir")
+    served_model_name: str | None = Field(None, description="model name recorded in every row; empty = folder name")
+    cache_dir: str | None = Field(None, description="where converted models are kept; empty = ~/.cache/synthgen/models")
+    multi: Literal["list", "n"] = Field("list", description="several negatives per prompt: a list in one JSON "
+                                                            "object, or n samples of one passage each")
+    enforce_eager: bool | None = Field(None, description="skip torch.compile / CUDA graphs; empty = True on CPU "
+                                                         "(compiling takes minutes there), False on GPU")
+    max_model_len: int = Field(2048, ge=256)
+    max_num_seqs: int | None = Field(None, ge=1, description="sequences decoded together; empty = vLLM's default")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    kv_cache_gb: float = Field(2.0, gt=0, description="CPU only: KV cache GiB (env VLLM_CPU_KVCACHE_SPACE wins)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    enable_prefix_caching: bool = True
+    tensor_parallel_size: int = Field(1, ge=1)
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="more vllm.LLM keyword arguments")
 
 
 class PromptConfig(_Section):
@@ -95,8 +124,11 @@ class Config(_Section):
     run_name: str | None = Field(None, description="folder under output_dir; empty = timestamp")
     output_dir: str = "outputs"
     batch_queries: int = Field(8, ge=1, description="queries per pipeline batch")
+    backend: Literal["openai", "vllm"] = Field("openai", description="openai: an OpenAI-compatible server (llm.base_url, "
+                                               "or the embedded llama.cpp one); vllm: vllm.LLM in process (vllm.*)")
     input: InputConfig = Field(default_factory=InputConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
     prompts: PromptConfig = Field(default_factory=PromptConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")

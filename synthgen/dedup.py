@@ -54,3 +54,50 @@ class DedupFilter(Filter):
                 if reasons[i] is None:
                     kept.append(k)
         return reasons
+
+
+def _length_window(threshold: float) -> float:
+    """fuzz.ratio >= t needs shorter/longer >= t / (200 - t): pairs outside that can be skipped."""
+    return threshold / (200.0 - threshold)
+
+
+class CollisionFilter(Filter):
+    """Drops a negative that is a near-duplicate of ANY positive in the dataset.
+
+    Training would push the model away from a right answer. Blocking by length (a ratio above the
+    threshold is impossible between texts of very different lengths) keeps `cdist` calls small.
+    """
+
+    name = "collision"
+
+    def __init__(self, positives: list[str], threshold: float, chunk: int = 2048):
+        self.threshold, self.chunk = threshold, chunk
+        uniq = sorted({normalise(p) for p in positives if p}, key=len)
+        self.positives = uniq
+        self.pos_lengths = np.array([len(p) for p in uniq])
+        self.exact = set(uniq)
+
+    def decide(self, batch: Batch) -> list[str | None]:
+        negs = [normalise(n) for n in batch["negative"]]
+        own = [normalise(p) for p in batch["positive"]]
+        reasons: list[str | None] = [None] * len(negs)
+        window = _length_window(self.threshold)
+        order = sorted(range(len(negs)), key=lambda i: len(negs[i]))
+        for start in range(0, len(order), self.chunk):
+            rows = order[start:start + self.chunk]
+            lo = len(negs[rows[0]]) * window
+            hi = len(negs[rows[-1]]) / window if window else np.inf
+            a, b = np.searchsorted(self.pos_lengths, [lo, hi], side="left")[0], np.searchsorted(
+                self.pos_lengths, hi, side="right")
+            block = self.positives[a:b]
+            if not block:
+                continue
+            sims = process.cdist([negs[i] for i in rows], block, scorer=fuzz.ratio, dtype=np.float32,
+                                 score_cutoff=self.threshold)
+            for r, i in enumerate(rows):
+                # The negative's own positive is the dedup step's business (copies_positive).
+                hits = [j for j in np.flatnonzero(sims[r]) if block[j] != own[i]]
+                if hits:
+                    best = max(hits, key=lambda j: sims[r, j])
+                    reasons[i] = f"positive_collision (ratio={sims[r, best]:.1f} with another query's positive)"
+        return reasons

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import openai
 from pydantic import ValidationError
@@ -151,14 +151,14 @@ class OpenAIBackend(Backend):
         self._loop.close()
         self._loop = self._thread = self._client = None
 
-    async def _one(self, messages: list[dict[str, str]]) -> Completion:
+    async def _one(self, messages: list[dict[str, str]], req: "_Request") -> tuple[Any, str | None]:
         def count_retry(_: Any) -> None:
             self.usage.retries += 1
 
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.cfg.max_retries + 1),
-                wait=wait_exponential_jitter(initial=0.5, max=20),
+                wait=wait_exponential_jitter(multiplier=0.5, max=20),
                 retry=retry_if_exception(_retryable),
                 before_sleep=count_retry,
                 reraise=True,
@@ -166,42 +166,69 @@ class OpenAIBackend(Backend):
                 with attempt:
                     self.usage.requests += 1
                     extra: dict[str, Any] = {}
-                    if self.format is not None:
-                        extra["response_format"] = self.format
+                    if req.format is not None:
+                        extra["response_format"] = req.format
                     if self.cfg.seed is not None:
                         # A fixed seed would repeat the same malformed text on every retry.
                         extra["seed"] = self.cfg.seed + attempt.retry_state.attempt_number - 1
                     resp = await self._client.chat.completions.create(
                         model=self.model,
                         messages=messages,
-                        temperature=self.cfg.temperature,
+                        temperature=req.temperature,
                         top_p=self.cfg.top_p,
-                        max_tokens=self.cfg.max_tokens,
+                        max_tokens=req.max_tokens,
                         **extra,
                     )
                     if resp.usage is not None:
                         self.usage.prompt_tokens += resp.usage.prompt_tokens or 0
                         self.usage.completion_tokens += resp.usage.completion_tokens or 0
-                    return Completion(parse_passages(resp.choices[0].message.content), None)
+                    return req.parse(resp.choices[0].message.content), None
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, never raised
             kind = type(exc).__name__
             self.usage.failures += 1
             self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
-            return Completion(None, f"{kind}: {str(exc)[:300]}")
+            return None, f"{kind}: {str(exc)[:300]}"
         raise AssertionError("unreachable")
 
-    async def _many(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+    async def _many(self, prompts: list[list[dict[str, str]]], req: "_Request") -> list[tuple[Any, str | None]]:
         sem = asyncio.Semaphore(self.cfg.concurrency)
 
-        async def bounded(msgs: list[dict[str, str]]) -> Completion:
+        async def bounded(msgs: list[dict[str, str]]) -> tuple[Any, str | None]:
             async with sem:
-                return await self._one(msgs)
+                return await self._one(msgs, req)
 
         return await asyncio.gather(*(bounded(m) for m in prompts))
 
+    def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
+            schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:
+        """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt."""
+        fmt = None if self.format is None or schema is None else _with_schema(self.format, schema)
+        return self._run(prompts, _Request(parse, fmt, max_tokens, temperature))
+
     def complete(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+        req = _Request(parse_passages, self.format, self.cfg.max_tokens, self.cfg.temperature)
+        return [Completion(v, e) for v, e in self._run(prompts, req)]
+
+    def _run(self, prompts: list[list[dict[str, str]]], req: "_Request") -> list[tuple[Any, str | None]]:
         self.open()
-        return asyncio.run_coroutine_threadsafe(self._many(prompts), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(self._many(prompts, req), self._loop).result()
+
+
+@dataclass(frozen=True)
+class _Request:
+    parse: Callable[[str | None], Any]
+    format: dict[str, Any] | None
+    max_tokens: int
+    temperature: float
+
+
+def _with_schema(fmt: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The same response_format style, carrying another schema."""
+    if fmt["type"] == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    if "schema" in fmt:
+        return {"type": "json_object", "schema": schema}
+    return dict(fmt)
 
 
 class GenerateStep(Step):

@@ -12,16 +12,15 @@ from typing import Any
 from tqdm import tqdm
 
 from synthgen.config import Config, config_to_dict
-from synthgen.dedup import DedupFilter
-from synthgen.generate import GenerateStep, OpenAIBackend
+from synthgen.engines import build_backend, llm_accounting
+from synthgen.generate import Backend, GenerateStep
 from synthgen.pipeline import Pipeline
 from synthgen.prompt import PromptStep, load_templates
 from synthgen.read import load_input
 from synthgen.schema import Batch, batch_len, take
 from synthgen.scorer import load_scorer
-from synthgen.server import LocalLlamaServer
-from synthgen.validate import QualityFilter, ScoreFilter
-from synthgen.write import package_versions, write_json, write_run
+from synthgen.validate import validation_steps
+from synthgen.write import package_versions, write_histograms, write_json, write_run
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,11 @@ def run_folder(cfg: Config) -> Path:
     return Path(cfg.output_dir) / name
 
 
+def open_backend(cfg: Config, stack: contextlib.ExitStack, strategies: int = 1) -> Backend:
+    """The configured backend (`backend: openai | vllm`; see synthgen/engines.py), closed by `stack`."""
+    return build_backend(cfg, stack, prompts_per_batch=cfg.batch_queries * strategies)
+
+
 def generate(cfg: Config) -> Path:
     t_start = time.perf_counter()
     folder = run_folder(cfg)
@@ -50,22 +54,16 @@ def generate(cfg: Config) -> Path:
              ", ".join(t.name for t in templates))
 
     with contextlib.ExitStack() as stack:
-        if cfg.llm.base_url:
-            base_url, model, fmt = cfg.llm.base_url, cfg.llm.model, cfg.llm.response_format
-            fmt = "json_schema" if fmt == "auto" else fmt
-        else:
-            server = stack.enter_context(LocalLlamaServer(
-                cfg.llm.gguf, cfg.llm.server_ctx, cfg.llm.server_threads, cfg.llm.server_startup_timeout_s))
-            base_url, model = server.base_url, server.model_name
-            fmt = "json_object_schema" if cfg.llm.response_format == "auto" else cfg.llm.response_format
-        backend = OpenAIBackend(cfg.llm, base_url, model, fmt, cfg.prompts.negatives_per_prompt)
+        backend = open_backend(cfg, stack, len(templates))
         scorer = load_scorer(cfg.scorer)
+        judge_template = None
+        if cfg.validate_.judge.enabled:
+            (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
         steps = [
-            PromptStep(templates, cfg.prompts.negatives_per_prompt),
+            PromptStep(templates, backend.passages_per_prompt),
             GenerateStep(backend),
-            QualityFilter(cfg.validate_),
-            DedupFilter(cfg.validate_),
-            ScoreFilter(scorer, cfg.validate_),
+            *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
+                              backend, judge_template),
         ]
         kept: list[Batch] = []
         rejects: list[tuple[str, Batch]] = []
@@ -78,14 +76,16 @@ def generate(cfg: Config) -> Path:
                 bar.update(len(set(batch["query_id"])))
 
     n_kept, n_rejected = write_run(folder, kept, rejects)
+    histograms = write_histograms(folder, kept, rejects)
     candidates = pipeline.stats["generate"].rows_out + pipeline.stats["generate"].rejected.total()
     info: dict[str, Any] = {
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "seconds": round(time.perf_counter() - t_start, 2),
         "output": str(folder),
         "input": {"queries": n_queries, "pairs": batch_len(pairs)},
-        "model": model,
-        "base_url": base_url if cfg.llm.base_url else "embedded llama.cpp server (127.0.0.1)",
+        "model": backend.model,
+        "backend": cfg.backend,
+        "base_url": backend.endpoint,
         "scorer": scorer.name,
         "templates": {t.name: {"hash": t.hash, "strategy": t.strategy, "file": t.path.name} for t in templates},
         "counts": {
@@ -96,7 +96,8 @@ def generate(cfg: Config) -> Path:
             "per_strategy": per_strategy(kept, rejects),
         },
         "stages": {name: st.as_dict() for name, st in pipeline.stats.items()},
-        "llm": backend.usage.as_dict(),
+        "llm": llm_accounting(cfg, backend, n_kept, candidates),
+        "histograms": histograms,
         "scorer_pairs": {"scored": scorer.pairs_scored, "cache_hits": scorer.cache_hits},
         "config": config_to_dict(cfg),
         "versions": package_versions(),

@@ -22,6 +22,8 @@ class Scorer:
     """Base: `score(queries, passages)` -> one float per pair; higher = more relevant."""
 
     name = "scorer"
+    # Below this a positive is not trusted as the reference (None: scale unknown, rule off by default).
+    default_weak_positive: float | None = None
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], float] = {}
@@ -61,6 +63,8 @@ class CrossEncoderScorer(Scorer):
 
 class BiEncoderScorer(Scorer):
     """Cosine similarity of normalised embeddings; each distinct text is encoded once."""
+
+    default_weak_positive = 0.2
 
     def __init__(self, model, name: str, cfg: ScorerConfig):
         super().__init__()

@@ -42,7 +42,8 @@ def save_dataset(table: pa.Table, dest: Path) -> None:
     """save_to_disk into a sibling temp folder, then rename: a crash never leaves a half-written dest."""
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    Dataset(table).save_to_disk(str(tmp))
+    # An empty table still gets one shard, so load_from_disk can read it back.
+    Dataset(table).save_to_disk(str(tmp), num_shards=1 if table.num_rows == 0 else None)
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
@@ -54,13 +55,45 @@ def write_json(data: dict[str, Any], dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def write_run(folder: Path, kept: list[Batch], rejects: list[tuple[str, Batch]]) -> tuple[int, int]:
-    """Write triplets/ and rejects/ (with `stage` and `reason`); returns (kept rows, rejected rows)."""
+def write_run(folder: Path, kept: list[Batch], rejects: list[tuple[str, Batch]],
+              kept_name: str = "triplets") -> tuple[int, int]:
+    """Write <kept_name>/ and rejects/ (with `stage` and `reason`); returns (kept rows, rejected rows)."""
     folder.mkdir(parents=True, exist_ok=True)
     cols = [f.name for f in TRIPLET_SCHEMA if f.name != "anchor"] + ["query"]
     triplets = _to_table(concat_batches(kept, cols), TRIPLET_SCHEMA)
     rej_batches = [{**b, "stage": [stage] * batch_len(b)} for stage, b in rejects]
     rej = _to_table(concat_batches(rej_batches, cols + ["stage", "reason"]), REJECT_SCHEMA)
-    save_dataset(triplets, folder / "triplets")
+    save_dataset(triplets, folder / kept_name)
     save_dataset(rej, folder / "rejects")
     return triplets.num_rows, rej.num_rows
+
+
+def write_histograms(folder: Path, kept: list[Batch], rejects: list[tuple[str, Batch]]) -> list[str]:
+    """PNG histograms of negative score and difficulty, kept vs rejected (rows that reached the scorer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for column in ("negative_score", "difficulty"):
+        kept_vals = [v for b in kept for v in b.get(column, []) if v is not None]
+        rej_vals = [v for _, b in rejects for v in b.get(column, []) if v is not None]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        values = kept_vals + rej_vals
+        bins = 30 if values else 1
+        if kept_vals:
+            ax.hist(kept_vals, bins=bins, alpha=0.6, label=f"kept ({len(kept_vals)})", color="tab:green")
+        if rej_vals:
+            ax.hist(rej_vals, bins=bins, alpha=0.6, label=f"rejected ({len(rej_vals)})", color="tab:red")
+        ax.set_xlabel(column)
+        ax.set_ylabel("negatives")
+        ax.set_title(f"{column}: kept vs rejected")
+        if values:
+            ax.legend()
+        fig.tight_layout()
+        name = f"hist_{column}.png"
+        fig.savefig(folder / name, dpi=90)
+        plt.close(fig)
+        written.append(name)
+    return written

@@ -13,7 +13,7 @@ from synthgen.generate import GenerateStep, OpenAIBackend
 def test_generate_cli_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "synthgen", "generate",
            "--set", f"output_dir={tmp_path}", "--set", "run_name=e2e",
-           "--set", "input.max_queries=3", "--set", "llm.max_tokens=160",
+           "--set", "input.max_queries=4", "--set", "llm.max_tokens=200",
            "--set", "prompts.strategies=[minimal_edit,topic_near]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -32,12 +32,12 @@ def test_generate_cli_end_to_end(tmp_path):
 
     run = json.loads((folder / "run.json").read_text())
     counts = run["counts"]
-    assert counts["prompts"] == 3 * 2
+    assert counts["prompts"] == 4 * 2
     assert counts["kept"] == len(triplets) and counts["rejected"] == len(rejects)
     assert counts["kept"] + counts["rejected"] == counts["candidates"]
     assert sum(v["kept"] + v["rejected"] for v in counts["per_strategy"].values()) == counts["candidates"]
     assert run["llm"]["requests"] >= 6 and run["llm"]["completion_tokens"] > 0
-    assert run["config"]["input"]["max_queries"] == 3
+    assert run["config"]["input"]["max_queries"] == 4
     assert "datasets" in run["versions"] and "scorer" in run
 
 

@@ -30,7 +30,7 @@ def make_batch(negs):
 def test_score_filter_reasons_and_columns():
     scorer = TableScorer({("q", "pos"): 0.8, ("q", "same"): 0.79, ("q", "hard"): 0.6, ("q", "easy"): 0.05})
     out = ScoreFilter(scorer, ValidateConfig(min_score=0.1))(make_batch(["same", "hard", "easy"]))
-    assert out["reason"][0].startswith("answers_query (neg=0.7900 >= thr=0.7600")
+    assert out["reason"][0] == "answers_query (relative: neg=0.7900, pos=0.8000, difficulty=0.988 >= 0.95)"
     assert out["reason"][1] is None
     assert out["reason"][2].startswith("too_easy")
     assert out["difficulty"][1] == pytest.approx(0.75)
@@ -45,14 +45,33 @@ def test_score_filter_logit_scale():
 
 
 def test_quality_filter():
-    reasons = QualityFilter(ValidateConfig(min_chars=20))(make_batch(
+    batch = make_batch(
         ["", "short one", "As an AI, I cannot write this passage for you.",
          "Here is a passage about tides and the Moon, as requested.",
-         "Neap tides occur at the quarter moons when the pulls are at right angles."]))["reason"]
+         "Neap tides occur at the quarter moons when the pulls are at right angles."])
+    batch["positive"] = ["Spring tides occur at new and full moon when the Sun and Moon are aligned."] * 5
+    reasons = QualityFilter(ValidateConfig(min_chars=20))(batch)["reason"]
     assert reasons[0] == "empty"
     assert reasons[1].startswith("too_short")
     assert reasons[2].startswith("meta_text") and reasons[3].startswith("meta_text")
     assert reasons[4] is None
+
+
+def test_length_ratio_bounds():
+    cfg = ValidateConfig(min_chars=0, language=None, min_length_ratio=0.5, max_length_ratio=2.0)
+    batch = make_batch(["x" * 40, "x" * 100, "x" * 250])
+    batch["positive"] = ["p" * 100] * 3
+    reasons = QualityFilter(cfg)(batch)["reason"]
+    assert reasons == ["length_ratio (neg/pos=0.40 < 0.5)", None, "length_ratio (neg/pos=2.50 > 2.0)"]
+
+
+def test_difficulty_is_scale_free():
+    from synthgen.validate import difficulty
+
+    assert difficulty(0.8, 0.6) == pytest.approx(0.75)
+    assert difficulty(-2.0, -2.1) == pytest.approx(0.95)  # logits: a bit below the positive
+    assert difficulty(-2.0, -1.0) > 1.0  # scores above a negative positive: harder than the positive
+    assert difficulty(0.0, 0.3) is None
 
 
 def test_real_bi_encoder_ranks_copy_above_off_topic(minilm):
