@@ -31,7 +31,42 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prompts", help="list strategies, or render one for a sample row")
     _add_config_args(pr)
     pr.add_argument("--render", metavar="STRATEGY", help="print the messages this strategy sends")
+    mi = sub.add_parser("mine", help="mine random/BM25/dense negatives (mixed with synthetic ones), validate, write")
+    _add_config_args(mi)
+    ex = sub.add_parser("export", help="write a run's triplets in a trainer's format")
+    ex.add_argument("run", help="run folder (its triplets/ or kept/) or a dataset folder")
+    ex.add_argument("--format", required=True, choices=["triplet", "n-tuple", "labeled-pair", "flagembedding", "tevatron"])
+    ex.add_argument("--output", required=True, help="dataset folder (triplet, n-tuple, labeled-pair) or folder for train.jsonl")
+    ex.add_argument("--num-negatives", type=int, help="n-tuple: negatives per row (default: the most common count)")
+    ex.add_argument("--scores", action="store_true", help="flagembedding: add pos_scores/neg_scores")
+    pu = sub.add_parser("push", help="publish a run's splits and card to the Hugging Face Hub (token: $HF_TOKEN)")
+    pu.add_argument("run", help="run folder")
+    pu.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
+    pu.add_argument("--private", action="store_true", help="create the repository as private")
     return parser
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    from synthgen.mine import mine
+
+    print(mine(load_config(args.config, args.overrides)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from synthgen.export import export
+
+    info = export(args.run, args.format, args.output, args.num_negatives, args.scores)
+    print(f"{info['format']}: {info['rows']} rows from {info['source']}")
+    print(info["path"])
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from synthgen.push import push
+
+    print(push(args.run, args.repo_id, args.private))
+    return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -83,20 +118,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "sentence_transformers", "datasets", "openai"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "sentence_transformers", "datasets", "openai", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _sigterm)
     import datasets
 
     datasets.disable_progress_bars()  # synthgen shows its own progress; datasets' bars are noise here
+    from synthgen.generate import RunAborted
     from synthgen.prompt import PromptError
     from synthgen.read import LoaderError
     from synthgen.server import ServerError
 
-    handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts}
+    from synthgen.push import PushError
+
+    handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts, "mine": cmd_mine,
+                "export": cmd_export, "push": cmd_push}
     try:
         return handlers[args.command](args)
-    except (ConfigError, LoaderError, PromptError, ServerError) as exc:
+    except (ConfigError, LoaderError, PromptError, ServerError, RunAborted, PushError) as exc:
         print(f"synthgen: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

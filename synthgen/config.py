@@ -39,6 +39,7 @@ class LLMConfig(_Section):
     gguf: str | None = Field(None, description="GGUF for the embedded server; empty = packaged SmolLM2-135M-Instruct")
     concurrency: int = Field(4, ge=1)
     max_retries: int = Field(3, ge=0, description="retries per request (HTTP faults and malformed output)")
+    fail_fast_after: int = Field(8, ge=1, description="stop the run when this many requests failed and none succeeded")
     timeout_s: float = Field(120.0, gt=0)
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
@@ -67,7 +68,8 @@ class VLLMConfig(_Section):
     max_num_seqs: int | None = Field(None, ge=1, description="sequences decoded together; empty = vLLM's default")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     kv_cache_gb: float = Field(2.0, gt=0, description="CPU only: KV cache GiB (env VLLM_CPU_KVCACHE_SPACE wins)")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto = the model's dtype on GPU; on CPU bfloat16 only with AVX512-BF16/AMX, else float32")
     enable_prefix_caching: bool = True
     tensor_parallel_size: int = Field(1, ge=1)
     engine_args: dict[str, Any] = Field(default_factory=dict, description="more vllm.LLM keyword arguments")
@@ -120,6 +122,47 @@ class ValidateConfig(_Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
 
+MINE_SOURCES = ("synthetic", "bm25", "dense", "random")
+
+
+class MineConfig(_Section):
+    """`synthgen mine`: negatives retrieved from the corpus (and optionally written by the LLM), mixed per pair."""
+
+    sources: dict[Literal["synthetic", "bm25", "dense", "random"], int] = Field(
+        default_factory=lambda: {"bm25": 1, "dense": 1, "random": 1},
+        description="validated negatives kept per (query, positive) pair from each source, e.g. "
+                    "{synthetic: 2, bm25: 1, dense: 1}")
+    k: int = Field(4, ge=1, description="candidates per (query, positive) pair and source before validation "
+                                        "(>= each count; the surplus replaces rejected ones)")
+    range_min: int = Field(0, ge=0, description="skip the range_min best-ranked non-positive passages "
+                                                "(likely unlabelled positives)")
+    range_max: int = Field(100, ge=1, description="mine only ranks below this (after removing the positives)")
+    exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
+                                                                 "of one of the query's positives (excluded)")
+    dense_model: str | None = Field(None, description="sentence-transformers model name or path; empty = "
+                                                      "packaged all-MiniLM-L6-v2")
+    batch_size: int = Field(64, ge=1, description="texts per encode batch")
+    max_seq_length: int = Field(256, ge=16, description="dense model's max tokens per text")
+    chunk_size: int = Field(4096, ge=1, description="corpus rows per exact-search chunk (bounds memory)")
+    cache_dir: str | None = Field(None, description="corpus embeddings cache; empty = ~/.cache/synthgen/embeddings")
+    device: str = "cpu"
+    synthetic_from: str | None = Field(None, description="synthetic candidates from an earlier run (its "
+                                                         "triplets/ or kept/, or a .jsonl/.parquet file); empty "
+                                                         "= generate them now with the configured LLM")
+    seed: int = Field(0, description="random negatives: seed (mixed with each query id)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "MineConfig":
+        if self.range_min >= self.range_max:
+            raise ValueError(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
+        for name, count in self.sources.items():
+            if count < 0 or count > self.k:
+                raise ValueError(f"count for {name!r} must be between 0 and k={self.k} (got {count})")
+        if not any(self.sources.values()):
+            raise ValueError("no source with a count above 0")
+        return self
+
+
 class Config(_Section):
     run_name: str | None = Field(None, description="folder under output_dir; empty = timestamp")
     output_dir: str = "outputs"
@@ -132,6 +175,7 @@ class Config(_Section):
     prompts: PromptConfig = Field(default_factory=PromptConfig)
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    mine: MineConfig = Field(default_factory=MineConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -20,6 +20,7 @@ import openai
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from synthgen.cache import RunCache, content_key
 from synthgen.config import LLMConfig
 from synthgen.pipeline import Step
 from synthgen.schema import CANDIDATE_COLUMNS, Batch, NegativePassages, empty_batch, json_schema_for
@@ -96,6 +97,15 @@ class LLMUsage:
 class Completion:
     passages: list[str] | None
     error: str | None
+    # False for transient faults (connection, timeout, 5xx): those are retried by a later run, not cached.
+    cacheable: bool = True
+
+
+OnResult = Callable[[int, Completion], None]
+
+
+class RunAborted(RuntimeError):
+    """Every request so far failed: stop instead of spinning through the rest of the run."""
 
 
 class Backend:
@@ -114,8 +124,27 @@ class Backend:
     def close(self) -> None:
         """Release what `open` started; idempotent."""
 
-    def complete(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+    def complete(self, prompts: list[list[dict[str, str]]], on_result: OnResult | None = None) -> list[Completion]:
+        """`on_result(i, completion)` is called as each result arrives, so callers can persist it at once."""
         raise NotImplementedError
+
+    def cache_params(self) -> dict[str, Any]:
+        """Everything besides the prompt that decides the output: part of the cache key."""
+        return {"model": self.model}
+
+
+def _transient(exc: BaseException) -> bool:
+    return _retryable(exc) and not isinstance(exc, ParseError)
+
+
+def retry_after_seconds(exc: BaseException | None, cap: float = 60.0) -> float | None:
+    """The server's Retry-After (seconds form) on a 429/503, capped; None when absent."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return min(max(float(value), 0.0), cap) if value is not None else None
+    except ValueError:
+        return None
 
 
 class OpenAIBackend(Backend):
@@ -128,6 +157,8 @@ class OpenAIBackend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: openai.AsyncOpenAI | None = None
+        self.successes = 0
+        self.aborted: str | None = None  # set when the first `fail_fast_after` prompts all failed
 
     def open(self) -> None:
         if self._loop is not None:
@@ -151,14 +182,28 @@ class OpenAIBackend(Backend):
         self._loop.close()
         self._loop = self._thread = self._client = None
 
-    async def _one(self, messages: list[dict[str, str]], req: "_Request") -> tuple[Any, str | None]:
+    def cache_params(self) -> dict[str, Any]:
+        c = self.cfg
+        return {"model": self.model, "temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
+                "seed": c.seed, "response_format": self.format, "max_retries": c.max_retries}
+
+    async def _one(self, messages: list[dict[str, str]], req: "_Request") -> tuple[Any, str | None, bool]:
         def count_retry(_: Any) -> None:
             self.usage.retries += 1
 
+        backoff = wait_exponential_jitter(multiplier=0.5, max=20)
+
+        def wait(state: Any) -> float:
+            # Respect the server's Retry-After on 429/503; otherwise exponential backoff with jitter.
+            hinted = retry_after_seconds(state.outcome.exception() if state.outcome else None)
+            return hinted if hinted is not None else backoff(state)
+
+        if self.aborted:
+            return None, f"RunAborted: {self.aborted}", False
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.cfg.max_retries + 1),
-                wait=wait_exponential_jitter(multiplier=0.5, max=20),
+                wait=wait,
                 retry=retry_if_exception(_retryable),
                 before_sleep=count_retry,
                 reraise=True,
@@ -182,36 +227,53 @@ class OpenAIBackend(Backend):
                     if resp.usage is not None:
                         self.usage.prompt_tokens += resp.usage.prompt_tokens or 0
                         self.usage.completion_tokens += resp.usage.completion_tokens or 0
-                    return req.parse(resp.choices[0].message.content), None
+                    value = req.parse(resp.choices[0].message.content)
+                    self.successes += 1
+                    return value, None, True
         except Exception as exc:  # noqa: BLE001 - any failure is recorded, never raised
             kind = type(exc).__name__
             self.usage.failures += 1
             self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
-            return None, f"{kind}: {str(exc)[:300]}"
+            if self.successes == 0 and self.usage.failures >= self.cfg.fail_fast_after and not self.aborted:
+                self.aborted = (f"the first {self.usage.failures} requests to {self.base_url} all failed "
+                                f"(last: {kind}: {str(exc)[:160]})")
+            return None, f"{kind}: {str(exc)[:300]}", not _transient(exc)
         raise AssertionError("unreachable")
 
-    async def _many(self, prompts: list[list[dict[str, str]]], req: "_Request") -> list[tuple[Any, str | None]]:
+    async def _many(self, prompts: list[list[dict[str, str]]], req: "_Request",
+                    on_result: Callable[[int, Any, str | None, bool], None] | None = None,
+                    ) -> list[tuple[Any, str | None, bool]]:
         sem = asyncio.Semaphore(self.cfg.concurrency)
 
-        async def bounded(msgs: list[dict[str, str]]) -> tuple[Any, str | None]:
+        async def bounded(i: int, msgs: list[dict[str, str]]) -> tuple[Any, str | None, bool]:
             async with sem:
-                return await self._one(msgs, req)
+                result = await self._one(msgs, req)
+            if on_result is not None:
+                on_result(i, *result)
+            return result
 
-        return await asyncio.gather(*(bounded(m) for m in prompts))
+        return await asyncio.gather(*(bounded(i, m) for i, m in enumerate(prompts)))
 
     def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
             schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:
         """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt."""
         fmt = None if self.format is None or schema is None else _with_schema(self.format, schema)
-        return self._run(prompts, _Request(parse, fmt, max_tokens, temperature))
+        return [(v, e) for v, e, _ in self._run(prompts, _Request(parse, fmt, max_tokens, temperature))]
 
-    def complete(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+    def complete(self, prompts: list[list[dict[str, str]]], on_result: OnResult | None = None) -> list[Completion]:
         req = _Request(parse_passages, self.format, self.cfg.max_tokens, self.cfg.temperature)
-        return [Completion(v, e) for v, e in self._run(prompts, req)]
+        callback = None if on_result is None else (lambda i, v, e, c: on_result(i, Completion(v, e, c)))
+        return [Completion(v, e, c) for v, e, c in self._run(prompts, req, callback)]
 
-    def _run(self, prompts: list[list[dict[str, str]]], req: "_Request") -> list[tuple[Any, str | None]]:
+    def _run(self, prompts: list[list[dict[str, str]]], req: "_Request",
+             on_result: Callable[[int, Any, str | None, bool], None] | None = None) -> list[tuple[Any, str | None, bool]]:
         self.open()
-        return asyncio.run_coroutine_threadsafe(self._many(prompts, req), self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(self._many(prompts, req, on_result), self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C: stop waiting; results that arrived are already persisted
+            raise
 
 
 @dataclass(frozen=True)
@@ -236,8 +298,10 @@ class GenerateStep(Step):
 
     name = "generate"
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
+    def __init__(self, backend: Backend, cache: RunCache | None = None):
+        self.backend, self.cache = backend, cache
+        self.requests_sent = 0  # distinct prompts sent to the engine by this run (retries not counted)
+        self.cache_hits = 0
 
     def setup(self) -> None:
         self.backend.open()
@@ -245,8 +309,30 @@ class GenerateStep(Step):
     def close(self) -> None:
         self.backend.close()
 
+    def _complete(self, prompts: list[list[dict[str, str]]]) -> list[Completion]:
+        """Cached completions for known prompts; each distinct missing prompt sent once and cached on arrival."""
+        params = self.backend.cache_params()
+        keys = [content_key(params, p) for p in prompts]
+        known = self.cache.get_llm(keys) if self.cache is not None else {}
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        todo = [k for k in first if k not in known]
+        self.cache_hits += sum(1 for k in keys if k in known)
+
+        def persist(j: int, comp: Completion) -> None:
+            if self.cache is not None and comp.cacheable:
+                self.cache.put_llm(todo[j], {"passages": comp.passages, "error": comp.error})
+
+        self.requests_sent += len(todo)
+        fresh = dict(zip(todo, self.backend.complete([prompts[first[k]] for k in todo], on_result=persist)))
+        if getattr(self.backend, "aborted", None):
+            raise RunAborted(f"{self.backend.aborted}: check that the server is up and llm.base_url/llm.model "
+                             "are right; finished results are cached and a rerun resumes")
+        return [fresh[k] if k in fresh else Completion(known[k]["passages"], known[k]["error"]) for k in keys]
+
     def __call__(self, batch: Batch) -> Batch:
-        completions = self.backend.complete([json.loads(m) for m in batch["messages"]])
+        completions = self._complete([json.loads(m) for m in batch["messages"]])
         out = empty_batch(CANDIDATE_COLUMNS + ["reason"])
         for i, comp in enumerate(completions):
             texts: list[str | None] = comp.passages if comp.passages else [None]

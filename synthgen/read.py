@@ -46,13 +46,8 @@ def _require(row: dict[str, Any], key: str, path: Path, lineno: int) -> Any:
     return row[key]
 
 
-def load_beir(folder: Path, split: str = "train") -> Batch:
-    """corpus.jsonl {_id,title,text} + queries.jsonl {_id,text} + qrels/<split>.tsv -> one row per positive."""
-    if not folder.is_dir():
-        raise LoaderError(f"BEIR folder not found: {folder}")
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        raise LoaderError(f"missing file: {qrels_path} (BEIR split {split!r})")
+def load_corpus(folder: Path) -> dict[str, str]:
+    """corpus.jsonl {_id, title, text} -> {id: passage}; the title is prefixed unless the text starts with it."""
     corpus: dict[str, str] = {}
     for lineno, row in _jsonl(folder / "corpus.jsonl"):
         pid = str(_require(row, "_id", folder / "corpus.jsonl", lineno))
@@ -60,6 +55,30 @@ def load_beir(folder: Path, split: str = "train") -> Batch:
         title = str(row.get("title") or "").strip()
         # Cranfield-style corpora repeat the title as the text's first sentence: don't double it.
         corpus[pid] = text if not title or text.startswith(title) else f"{title}. {text}"
+    return corpus
+
+
+def load_qrels(folder: Path) -> dict[str, set[str]]:
+    """Every positive judgement in qrels/*.tsv (all splits): {query_id: {corpus_id, ...}}."""
+    judged: dict[str, set[str]] = {}
+    for path in sorted((folder / "qrels").glob("*.tsv")):
+        with path.open("r", encoding="utf-8") as fh:
+            reader = csv.reader(fh, delimiter="\t")
+            next(reader, None)
+            for rec in reader:
+                if len(rec) >= 2 and (len(rec) < 3 or not rec[2].strip() or float(rec[2]) > 0):
+                    judged.setdefault(rec[0].strip(), set()).add(rec[1].strip())
+    return judged
+
+
+def load_beir(folder: Path, split: str = "train") -> Batch:
+    """corpus.jsonl {_id,title,text} + queries.jsonl {_id,text} + qrels/<split>.tsv -> one row per positive."""
+    if not folder.is_dir():
+        raise LoaderError(f"BEIR folder not found: {folder}")
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        raise LoaderError(f"missing file: {qrels_path} (BEIR split {split!r})")
+    corpus = load_corpus(folder)
     queries = {
         str(_require(r, "_id", folder / "queries.jsonl", n)): str(_require(r, "text", folder / "queries.jsonl", n))
         for n, r in _jsonl(folder / "queries.jsonl")

@@ -11,6 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from synthgen.cache import RunCache, content_key
 from synthgen.config import Config, config_to_dict
 from synthgen.engines import build_backend, llm_accounting
 from synthgen.generate import Backend, GenerateStep
@@ -35,8 +36,13 @@ def query_batches(pairs: Batch, size: int) -> list[Batch]:
 
 
 def run_folder(cfg: Config) -> Path:
-    name = cfg.run_name or datetime.now().strftime("run-%Y%m%d-%H%M%S")
-    return Path(cfg.output_dir) / name
+    """`run_name`, or a name derived from the resolved config: rerunning the same command resumes the same run."""
+    if cfg.run_name:
+        return Path(cfg.output_dir) / cfg.run_name
+    # Only what decides the LLM's work: changing thresholds reruns validation on cached generations.
+    settings = {k: v for k, v in config_to_dict(cfg).items() if k in ("input", "llm", "prompts", "backend", "vllm")}
+    stem = Path(cfg.input.path).name if cfg.input.path else "sample"
+    return Path(cfg.output_dir) / f"{stem}-{content_key(settings)[:10]}"
 
 
 def open_backend(cfg: Config, stack: contextlib.ExitStack, strategies: int = 1) -> Backend:
@@ -54,14 +60,18 @@ def generate(cfg: Config) -> Path:
              ", ".join(t.name for t in templates))
 
     with contextlib.ExitStack() as stack:
+        cache = RunCache(folder / "cache.sqlite")
+        stack.callback(cache.close)
         backend = open_backend(cfg, stack, len(templates))
         scorer = load_scorer(cfg.scorer)
+        scorer.attach(cache)
+        generate_step = GenerateStep(backend, cache)
         judge_template = None
         if cfg.validate_.judge.enabled:
             (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
         steps = [
             PromptStep(templates, backend.passages_per_prompt),
-            GenerateStep(backend),
+            generate_step,
             *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
                               backend, judge_template),
         ]
@@ -96,6 +106,9 @@ def generate(cfg: Config) -> Path:
             "per_strategy": per_strategy(kept, rejects),
         },
         "stages": {name: st.as_dict() for name, st in pipeline.stats.items()},
+        # This run only: prompts sent to the engine, and prompts answered from cache.sqlite (a resume).
+        "requests_sent": generate_step.requests_sent,
+        "cache_hits": generate_step.cache_hits,
         "llm": llm_accounting(cfg, backend, n_kept, candidates),
         "histograms": histograms,
         "scorer_pairs": {"scored": scorer.pairs_scored, "cache_hits": scorer.cache_hits},

@@ -33,12 +33,15 @@ CANDIDATE_FIELDS: list[pa.Field] = [
     pa.field("difficulty", pa.float64()),
 ]
 CANDIDATE_COLUMNS = [f.name for f in CANDIDATE_FIELDS]
+# Optional columns a stage may fill (None elsewhere): the corpus id of a mined negative (`synthgen mine`).
+OPTIONAL_FIELDS: list[pa.Field] = [pa.field("negative_id", pa.string())]
+OPTIONAL_COLUMNS = [f.name for f in OPTIONAL_FIELDS]
 
 # What trainers read: sentence-transformers takes the first three columns as (anchor, positive, negative).
 _TEXT = ("query", "positive", "negative")
 TRIPLET_SCHEMA = pa.schema(
     [pa.field("anchor", pa.string()), pa.field("positive", pa.string()), pa.field("negative", pa.string())]
-    + [f for f in CANDIDATE_FIELDS if f.name not in _TEXT]
+    + [f for f in CANDIDATE_FIELDS if f.name not in _TEXT] + OPTIONAL_FIELDS
 )
 REJECT_SCHEMA = pa.schema(
     list(TRIPLET_SCHEMA) + [pa.field("stage", pa.string()), pa.field("reason", pa.string())]

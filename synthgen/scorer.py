@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from synthgen.cache import RunCache, content_key
 from synthgen.config import ScorerConfig
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ class Scorer:
         self._cache: dict[tuple[str, str], float] = {}
         self.pairs_scored = 0  # distinct pairs sent to the model
         self.cache_hits = 0
+        self.store: RunCache | None = None  # optional on-disk cache shared across reruns
+
+    def attach(self, store: "RunCache") -> None:
+        self.store = store
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
         raise NotImplementedError
@@ -36,12 +41,21 @@ class Scorer:
     def score(self, queries: Sequence[str], passages: Sequence[str]) -> list[float]:
         pairs = list(zip(queries, passages))
         todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
+        if todo and self.store is not None:
+            keys = {p: content_key(self.name, *p) for p in todo}
+            stored = self.store.get_scores(keys.values())
+            for p in todo:
+                if keys[p] in stored:
+                    self._cache[p] = stored[keys[p]]
+            todo = [p for p in todo if p not in self._cache]
         self.cache_hits += len(pairs) - len(todo)
         if todo:
             # Longest first: similar lengths share a batch, so padding stays small.
             todo.sort(key=lambda p: len(p[0]) + len(p[1]), reverse=True)
-            for pair, s in zip(todo, self._score_new(todo)):
-                self._cache[pair] = float(s)
+            new = {pair: float(s) for pair, s in zip(todo, self._score_new(todo))}
+            self._cache.update(new)
+            if self.store is not None:
+                self.store.put_scores({content_key(self.name, *p): v for p, v in new.items()})
             self.pairs_scored += len(todo)
         return [self._cache[p] for p in pairs]
 

@@ -41,6 +41,16 @@ def packaged_gguf() -> Path:
     return found[0]
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM the server if synthgen dies, even by SIGKILL (no orphans)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the normal stop paths still apply
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -77,7 +87,8 @@ class LocalLlamaServer:
                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)]
         log.info("starting local llama.cpp server: %s on 127.0.0.1:%d", self.gguf.name, self.port)
         # Own process group: we stop it ourselves, and a terminal Ctrl-C reaches us first.
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         self._wait_healthy()
         return self
 

