@@ -92,7 +92,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_prompts(args: argparse.Namespace) -> int:
     import json
 
-    from synthgen.prompt import load_templates, make_env
+    from synthgen.prompt import PromptStep, load_templates
     from synthgen.read import load_input
 
     cfg = load_config(args.config, args.overrides)
@@ -103,9 +103,18 @@ def cmd_prompts(args: argparse.Namespace) -> int:
         return 0
     (t,) = load_templates(cfg.prompts.dir, [args.render])
     pairs = load_input(cfg.input)
-    msgs = t.render(make_env(), query=pairs["query"][0], positive=pairs["positive"][0],
-                    n=cfg.prompts.negatives_per_prompt)
-    print(json.dumps(msgs, indent=2, ensure_ascii=False))
+    first = {c: v[:1] for c, v in pairs.items()}
+    scorer = None
+    if t.needs:
+        from synthgen.scorer import load_scorer
+
+        scorer = load_scorer(cfg.scorer)
+    row = PromptStep([t], cfg.prompts.negatives_per_prompt, scorer)(first)
+    if row["reason"][0]:
+        print(f"{t.name} does not apply to the first row: {row['reason'][0]}")
+        return 0
+    print(f"# engine: {t.engine}" + (" (this text is the output; no LLM call)" if t.engine == "template" else ""))
+    print(json.dumps(json.loads(row["messages"][0]), indent=2, ensure_ascii=False))
     return 0
 
 

@@ -293,6 +293,13 @@ def _with_schema(fmt: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return dict(fmt)
 
 
+def _rendered(messages: list[dict[str, str]]) -> Completion:
+    try:
+        return Completion(parse_passages(messages[-1]["content"]), None)
+    except ParseError as exc:
+        return Completion(None, f"ParseError: {exc}")
+
+
 class GenerateStep(Step):
     """Prompt rows in, candidate rows out (one per passage); failed prompts come out as rejects."""
 
@@ -332,7 +339,14 @@ class GenerateStep(Step):
         return [fresh[k] if k in fresh else Completion(known[k]["passages"], known[k]["error"]) for k in keys]
 
     def __call__(self, batch: Batch) -> Batch:
-        completions = self._complete([json.loads(m) for m in batch["messages"]])
+        prompts = [json.loads(m) for m in batch["messages"]]
+        engines = batch.get("engine") or ["llm"] * len(prompts)
+        # "template" strategies rendered their output themselves (e.g. the positive minus its answer).
+        by_llm = [i for i, e in enumerate(engines) if e != "template"]
+        completions: list[Completion] = [_rendered(prompts[i]) if e == "template" else None
+                                         for i, e in enumerate(engines)]
+        for i, comp in zip(by_llm, self._complete([prompts[i] for i in by_llm]) if by_llm else []):
+            completions[i] = comp
         out = empty_batch(CANDIDATE_COLUMNS + ["reason"])
         for i, comp in enumerate(completions):
             texts: list[str | None] = comp.passages if comp.passages else [None]
@@ -341,7 +355,7 @@ class GenerateStep(Step):
                     out[col].append(batch[col][i])
                 out["negative"].append(text)
                 out["source"].append("synthetic")
-                out["model"].append(self.backend.model)
+                out["model"].append("template" if engines[i] == "template" else self.backend.model)
                 for col in ("positive_score", "negative_score", "difficulty"):
                     out[col].append(None)
                 out["reason"].append(None if comp.error is None else f"generation_failed: {comp.error}")

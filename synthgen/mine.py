@@ -142,6 +142,7 @@ class BM25Miner(Miner):
             return
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
         t0 = time.perf_counter()
         tokens = bm25s.tokenize(self.corpus.texts, stopwords="en", show_progress=False)
         self.retriever = bm25s.BM25()

@@ -20,6 +20,8 @@ from synthgen.schema import PROMPT_COLUMNS, Batch, empty_batch
 
 HEADER_OPEN, HEADER_CLOSE = "{#", "#}"
 REQUIRED_KEYS = ("name", "description", "strategy")
+# Variables a template can ask for in `needs:`; computed per row by the prompt step.
+COMPUTED_VARIABLES = ("answer_removed",)
 
 
 class PromptError(ValueError):
@@ -31,7 +33,9 @@ class PromptTemplate:
     name: str
     description: str
     strategy: str
-    kind: str  # "negative": writes hard negatives
+    kind: str  # "negative": writes hard negatives; "judge": validation questions
+    engine: str  # "llm": the rendered messages go to the model; "template": the rendering IS the output
+    needs: tuple[str, ...]  # computed variables the body uses, e.g. "answer_removed"
     system: str | None
     body: str
     path: Path
@@ -41,7 +45,7 @@ class PromptTemplate:
     def render(self, env: SandboxedEnvironment, **variables: object) -> list[dict[str, str]]:
         try:
             user = env.from_string(self.body).render(**variables).strip()
-        except TemplateError as exc:
+        except (TemplateError, TypeError) as exc:
             raise PromptError(f"{self.path}: cannot render: {exc}") from None
         messages = [{"role": "system", "content": self.system.strip()}] if self.system else []
         return messages + [{"role": "user", "content": user}]
@@ -73,6 +77,12 @@ def parse_template(path: Path, env: SandboxedEnvironment | None = None) -> Promp
     missing = [k for k in REQUIRED_KEYS if not meta.get(k)]
     if missing:
         raise PromptError(f"{path}: header is missing {', '.join(missing)}")
+    if meta.get("engine", "llm") not in ("llm", "template"):
+        raise PromptError(f"{path}: engine must be 'llm' or 'template', not {meta['engine']!r}")
+    unknown = [n for n in meta.get("needs") or () if n not in COMPUTED_VARIABLES]
+    if unknown:
+        raise PromptError(f"{path}: unknown computed variable {unknown[0]!r} in needs "
+                          f"(known: {', '.join(COMPUTED_VARIABLES)})")
     try:
         (env or make_env()).parse(body)
     except TemplateError as exc:
@@ -82,6 +92,8 @@ def parse_template(path: Path, env: SandboxedEnvironment | None = None) -> Promp
         description=str(meta["description"]).strip(),
         strategy=str(meta["strategy"]),
         kind=str(meta.get("kind", "negative")),
+        engine=str(meta.get("engine", "llm")),
+        needs=tuple(meta.get("needs") or ()),
         system=meta.get("system"),
         body=body,
         path=path,
@@ -114,23 +126,40 @@ def load_templates(folder: str | Path | None = None, strategies: list[str] | Non
 
 
 class PromptStep(Step):
-    """Pairs in, one prompt row per (pair, strategy) out."""
+    """Pairs in, one prompt row per (pair, strategy) out.
+
+    Templates that need `answer_removed` get the positive minus its answer-carrying sentences (found by
+    the scorer); a pair where that leaves nothing comes out as a rejected row, not a silent gap.
+    """
 
     name = "prompt"
 
-    def __init__(self, templates: list[PromptTemplate], negatives_per_prompt: int):
+    def __init__(self, templates: list[PromptTemplate], negatives_per_prompt: int, scorer=None):
         self.templates = templates
         self.n = negatives_per_prompt
+        self.scorer = scorer
         self.env = make_env()
+        if any("answer_removed" in t.needs for t in templates) and scorer is None:
+            raise PromptError("a template needs answer_removed, which needs a scorer")
 
     def __call__(self, batch: Batch) -> Batch:
-        out = empty_batch(PROMPT_COLUMNS)
+        from synthgen.edit import remove_answer_sentences
+
+        computed: dict[str, list] = {}
+        if any("answer_removed" in t.needs for t in self.templates):
+            computed["answer_removed"] = remove_answer_sentences(batch["query"], batch["positive"], self.scorer)
+        out = empty_batch(PROMPT_COLUMNS + ["reason"])
         for i in range(len(batch["query"])):
             for t in self.templates:
-                msgs = t.render(self.env, query=batch["query"][i], positive=batch["positive"][i], n=self.n)
+                extra = {name: computed[name][i] for name in t.needs}
+                missing = [name for name, v in extra.items() if v is None]
+                msgs = [] if missing else t.render(self.env, query=batch["query"][i], positive=batch["positive"][i],
+                                                   n=self.n, **extra)
                 for col in ("query_id", "query", "positive_id", "positive"):
                     out[col].append(batch[col][i])
                 out["strategy"].append(t.name)
                 out["template_hash"].append(t.hash)
                 out["messages"].append(json.dumps(msgs, ensure_ascii=False))
+                out["engine"].append(t.engine)
+                out["reason"].append(f"not_applicable ({missing[0]}: nothing left of the positive)" if missing else None)
         return out

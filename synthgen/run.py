@@ -70,7 +70,7 @@ def generate(cfg: Config) -> Path:
         if cfg.validate_.judge.enabled:
             (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
         steps = [
-            PromptStep(templates, backend.passages_per_prompt),
+            PromptStep(templates, backend.passages_per_prompt, scorer),
             generate_step,
             *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
                               backend, judge_template),
@@ -88,6 +88,7 @@ def generate(cfg: Config) -> Path:
     n_kept, n_rejected = write_run(folder, kept, rejects)
     histograms = write_histograms(folder, kept, rejects)
     candidates = pipeline.stats["generate"].rows_out + pipeline.stats["generate"].rejected.total()
+    not_applicable = pipeline.stats["prompt"].rejected.total()  # e.g. answer_removed on a one-sentence positive
     info: dict[str, Any] = {
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "seconds": round(time.perf_counter() - t_start, 2),
@@ -101,6 +102,7 @@ def generate(cfg: Config) -> Path:
         "counts": {
             "prompts": pipeline.stats["generate"].rows_in,
             "candidates": candidates,
+            "not_applicable": not_applicable,
             "kept": n_kept,
             "rejected": n_rejected,
             "per_strategy": per_strategy(kept, rejects),
@@ -120,12 +122,23 @@ def generate(cfg: Config) -> Path:
     return folder
 
 
-def per_strategy(kept: list[Batch], rejects: list[tuple[str, Batch]]) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
+def per_strategy(kept: list[Batch], rejects: list[tuple[str, Batch]]) -> dict[str, dict[str, Any]]:
+    """Kept, rejected (by rule) and acceptance rate per strategy: which strategies are worth their tokens."""
+    from synthgen.pipeline import reason_key
+
+    out: dict[str, dict[str, Any]] = {}
+
+    def entry(strategy: str) -> dict[str, Any]:
+        return out.setdefault(strategy, {"kept": 0, "rejected": 0, "rejected_by_reason": {}})
+
     for b in kept:
         for s in b.get("strategy", []):
-            out.setdefault(s, {"kept": 0, "rejected": 0})["kept"] += 1
+            entry(s)["kept"] += 1
     for _, b in rejects:
-        for s in b.get("strategy", []):
-            out.setdefault(s, {"kept": 0, "rejected": 0})["rejected"] += 1
+        for s, r in zip(b.get("strategy", []), b.get("reason", [])):
+            e = entry(s)
+            e["rejected"] += 1
+            e["rejected_by_reason"][reason_key(r)] = e["rejected_by_reason"].get(reason_key(r), 0) + 1
+    for e in out.values():
+        e["acceptance"] = round(e["kept"] / max(e["kept"] + e["rejected"], 1), 4)
     return out

@@ -16,7 +16,7 @@ Batch = dict[str, list[Any]]
 # Output of `read`: one row per (query, positive passage).
 PAIR_COLUMNS = ["query_id", "query", "positive_id", "positive"]
 # Added by `prompt`.
-PROMPT_COLUMNS = PAIR_COLUMNS + ["strategy", "template_hash", "messages"]
+PROMPT_COLUMNS = PAIR_COLUMNS + ["strategy", "template_hash", "messages", "engine"]
 # A candidate negative, as it flows through generate -> validate -> dedup -> write.
 CANDIDATE_FIELDS: list[pa.Field] = [
     pa.field("query_id", pa.string()),

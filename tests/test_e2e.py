@@ -34,6 +34,7 @@ def test_generate_cli_end_to_end(tmp_path):
     counts = run["counts"]
     assert counts["prompts"] == 4 * 2
     assert counts["kept"] == len(triplets) and counts["rejected"] == len(rejects)
+    assert counts["not_applicable"] == 0
     assert counts["kept"] + counts["rejected"] == counts["candidates"]
     assert sum(v["kept"] + v["rejected"] for v in counts["per_strategy"].values()) == counts["candidates"]
     assert run["llm"]["requests"] >= 6 and run["llm"]["completion_tokens"] > 0

