@@ -77,7 +77,11 @@ class VLLMConfig(_Section):
 
 class PromptConfig(_Section):
     dir: str | None = Field(None, description="folder of templates; empty = the project's prompts/")
-    strategies: list[str] = Field(default_factory=list, description="strategy names; empty = all negative strategies")
+    # Default: the strategies that lean least on the model's judgement (measured with the 135M default
+    # model) plus two instruction-only ones; [] runs every negative template in prompts/.
+    strategies: list[str] = Field(
+        default_factory=lambda: ["answer_removed", "scorer_guided_edit", "minimal_edit", "topic_near"],
+        description="strategy names; empty = all negative strategies")
     negatives_per_prompt: int = Field(2, ge=1, le=16)
 
 
