@@ -58,6 +58,13 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return out + [""]
 
 
+def _acceptance(c: dict[str, Any]) -> float | None:
+    if "acceptance" in c:
+        return c["acceptance"]
+    total = (c.get("kept") or 0) + (c.get("rejected") or 0)
+    return round((c.get("kept") or 0) / total, 4) if total else None
+
+
 def _column_counts(folder: Path, column: str) -> dict[str, dict[str, int]] | None:
     """{value: {kept, rejected}} read from the folder's datasets, or None when they are absent."""
     from datasets import load_from_disk
@@ -98,7 +105,8 @@ def render_card(folder: Path, info: dict[str, Any]) -> str:
     meta = {
         "pretty_name": f"synthgen hard negatives ({name})",
         "language": ["en"],
-        "tags": ["synthgen", "hard-negatives", "retrieval", "sentence-transformers", "synthetic"],
+        "tags": ["synthgen", "hard-negatives", "retrieval", "sentence-transformers"]
+                + (["synthetic"] if kind == "generate" or "synthetic" in per_source else []),
         "task_categories": ["sentence-similarity", "text-retrieval"],
         "size_categories": [size_category(int(kept or 0))],
         "configs": [
@@ -166,12 +174,17 @@ def render_card(folder: Path, info: dict[str, Any]) -> str:
                           s.get("seconds")] for n, s in stages.items()])
     if per_strategy:
         lines += ["### Per strategy", ""]
-        lines += _table(["strategy", "kept", "rejected"],
-                        [[s, c.get("kept"), c.get("rejected")] for s, c in per_strategy.items()])
+        lines += _table(["strategy", "kept", "rejected", "acceptance", "rejected by reason"],
+                        [[s, c.get("kept"), c.get("rejected"), _acceptance(c), c.get("rejected_by_reason")]
+                         for s, c in per_strategy.items()])
     if per_source:
         lines += ["### Per source", ""]
-        lines += _table(["source", "kept", "rejected"],
-                        [[s, c.get("kept"), c.get("rejected")] for s, c in per_source.items()])
+        lines += _table(["source", "kept", "rejected", "acceptance", "rejected by reason"],
+                        [[s, c.get("kept"), c.get("rejected"), _acceptance(c), c.get("rejected_by_reason")]
+                         for s, c in per_source.items()])
+        if kind == "mine":
+            lines += ["`over_quota` rejects are the surplus candidates (`mine.k` per pair and source) beyond the "
+                      "count kept per pair: they are expected.", ""]
     if info.get("qrels_check"):
         lines += ["### Mined negatives the qrels judge relevant", ""]
         lines += _table(["check", "value"], [[k, v] for k, v in info["qrels_check"].items()])

@@ -96,10 +96,10 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     from synthgen.read import load_input
 
     cfg = load_config(args.config, args.overrides)
-    templates = load_templates(cfg.prompts.dir)
     if not args.render:
-        for t in templates:
-            print(f"{t.name:20s} {t.hash}  {t.strategy}: {t.description}")
+        for kind in ("negative", "query", "judge"):
+            for t in load_templates(cfg.prompts.dir, kind=kind):
+                print(f"{kind:8s} {t.name:20s} {t.hash}  {t.strategy}: {t.description}")
         return 0
     (t,) = load_templates(cfg.prompts.dir, [args.render])
     pairs = load_input(cfg.input)

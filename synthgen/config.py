@@ -18,12 +18,30 @@ class _Section(BaseModel):
 
 
 class InputConfig(_Section):
-    path: str | None = Field(None, description="BEIR folder or JSONL of pairs; empty = embedded sample")
-    format: Literal["auto", "beir", "pairs"] = "auto"
-    split: str = Field("train", description="BEIR qrels split")
+    path: str | None = Field(None, description="BEIR folder, JSONL of pairs, HF dataset or bare corpus; "
+                                               "empty = embedded sample")
+    format: Literal["auto", "beir", "pairs", "hf", "corpus"] = Field(
+        "auto", description="auto: a folder with corpus.jsonl is BEIR, a save_to_disk folder or .parquet/.csv is "
+                            "hf, a .jsonl is pairs; corpus = passages only (synthetic queries are written first)")
+    split: str = Field("train", description="BEIR qrels split, or the split of a Hugging Face dataset")
     query_field: str = "query"
     positive_field: str = "positive"
+    query_id_field: str = "query_id"
+    positive_id_field: str = "positive_id"
+    text_field: str = Field("text", description="corpus mode: the passage field of a JSONL/HF corpus")
+    id_field: str = Field("_id", description="corpus mode: the id field (optional; line numbers otherwise)")
     max_queries: int | None = Field(None, ge=1)
+    max_passage_chars: int = Field(4000, ge=100, description="longer passages are truncated (counted in run.json)")
+
+
+class QueryGenConfig(_Section):
+    """Corpus-only input: synthetic queries first (InPars/Promptagator), kept only if they find their passage."""
+
+    strategies: list[str] = Field(default_factory=list, description="query templates (kind: query); empty = all")
+    max_passages: int | None = Field(40, ge=1, description="passages sampled from the corpus to write queries for")
+    top_k: int = Field(3, ge=1, description="keep a query when its passage ranks in the scorer's top-k")
+    bm25_candidates: int = Field(20, ge=1, description="BM25 candidates re-ranked by the scorer per query")
+    seed: int = 0
 
 
 class PriceConfig(_Section):
@@ -153,7 +171,7 @@ class MineConfig(_Section):
     synthetic_from: str | None = Field(None, description="synthetic candidates from an earlier run (its "
                                                          "triplets/ or kept/, or a .jsonl/.parquet file); empty "
                                                          "= generate them now with the configured LLM")
-    seed: int = Field(0, description="random negatives: seed (mixed with each query id)")
+    seed: int = Field(0, ge=0, description="random negatives: seed (mixed with each query id)")
 
     @model_validator(mode="after")
     def _check(self) -> "MineConfig":
@@ -174,6 +192,7 @@ class Config(_Section):
     backend: Literal["openai", "vllm"] = Field("openai", description="openai: an OpenAI-compatible server (llm.base_url, "
                                                "or the embedded llama.cpp one); vllm: vllm.LLM in process (vllm.*)")
     input: InputConfig = Field(default_factory=InputConfig)
+    queries: QueryGenConfig = Field(default_factory=QueryGenConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
     prompts: PromptConfig = Field(default_factory=PromptConfig)

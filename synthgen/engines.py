@@ -23,21 +23,24 @@ log = logging.getLogger(__name__)
 EMBEDDED_ENDPOINT = "embedded llama.cpp server (127.0.0.1)"
 
 
-def probe_server(base_url: str, api_key: str | None, timeout_s: float = 10.0) -> list[dict[str, Any]]:
-    """GET {base_url}/models: the served models, or [] if the server does not list them.
+def probe_server(base_url: str, api_key: str | None, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    """GET {base_url}/models: the served models, or [] if the server does not list them (or is busy).
 
-    Raises ServerError only when nothing answers (refused, DNS, timeout): any HTTP answer means a server.
+    Raises ServerError only when nothing accepts the connection (refused, DNS, connect timeout): any
+    answer, even a slow one, means a server is there (a single-slot server may answer /models late).
     """
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         resp = httpx.get(f"{base_url.rstrip('/')}/models", headers=headers, timeout=timeout_s)
-    except httpx.HTTPError as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
         raise ServerError(f"cannot reach the LLM server at llm.base_url={base_url} ({type(exc).__name__}: "
                           f"{str(exc)[:120] or 'no answer'}): start it, or fix llm.base_url, or leave it empty "
                           "for the embedded model") from None
+    except httpx.HTTPError:
+        return []
     try:
         data = resp.json().get("data", []) if resp.status_code == 200 else []
-    except ValueError:
+    except (ValueError, AttributeError):
         return []
     return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 

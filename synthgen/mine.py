@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, config_to_dict
 from synthgen.dedup import normalise
-from synthgen.pipeline import Filter, Pipeline, Step
+from synthgen.pipeline import Filter, Pipeline, Step, reason_key
 from synthgen.read import LoaderError, load_corpus, load_input, load_qrels, sample_path
 from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch
 
@@ -78,6 +78,8 @@ def load_mining_corpus(cfg: InputConfig, pairs: Batch) -> Corpus:
     folder = input_folder(cfg)
     if cfg.format == "beir" or (cfg.format == "auto" and folder.is_dir()):
         corpus = load_corpus(folder)
+        if not corpus:
+            raise LoaderError(f"{folder / 'corpus.jsonl'}: no passages to mine from")
         return Corpus(list(corpus), list(corpus.values()))
     seen: dict[str, str] = {}
     for pid, text in zip(pairs["positive_id"], pairs["positive"]):
@@ -210,7 +212,7 @@ class DenseMiner(Miner):
         self.cache_hit = False
         self.encode_seconds = 0.0
 
-    def _encode(self, texts: list[str], progress: str | None = None) -> np.ndarray:
+    def _encode(self, texts: list[str]) -> np.ndarray:
         old = self.st_model.max_seq_length
         self.st_model.max_seq_length = self.cfg.max_seq_length  # the scorer may share this model
         try:
@@ -244,17 +246,20 @@ class DenseMiner(Miner):
         tmp = self.cache_file.with_name(f".{self.cache_file.stem}.{os.getpid()}.tmp.npy")
         step = self.cfg.batch_size * 8
         mm = None
-        with tqdm(total=len(self.corpus), desc="dense: encode corpus", unit="doc") as bar:
-            for start in range(0, len(self.corpus), step):
-                vecs = self._encode(self.corpus.texts[start:start + step])
-                if mm is None:
-                    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                   shape=(len(self.corpus), vecs.shape[1]))
-                mm[start:start + len(vecs)] = vecs
-                bar.update(len(vecs))
-        mm.flush()
-        del mm
-        os.replace(tmp, self.cache_file)
+        try:
+            with tqdm(total=len(self.corpus), desc="dense: encode corpus", unit="doc") as bar:
+                for start in range(0, len(self.corpus), step):
+                    vecs = self._encode(self.corpus.texts[start:start + step])
+                    if mm is None:
+                        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                       shape=(len(self.corpus), vecs.shape[1]))
+                    mm[start:start + len(vecs)] = vecs
+                    bar.update(len(vecs))
+            mm.flush()
+            del mm
+            os.replace(tmp, self.cache_file)
+        finally:
+            tmp.unlink(missing_ok=True)  # interrupted: no half-written file is left behind
         meta = {"model": self.model, "model_ref": self.model_ref, "docs": len(self.corpus),
                 "corpus_fingerprint": self.corpus.fingerprint, "max_seq_length": self.cfg.max_seq_length}
         self.cache_file.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -584,6 +589,10 @@ def mine(cfg: Config) -> Path:
                        "judged_relevant_in_kept": hits(kept)}
 
     candidates = sum(candidates_step.rows.values())
+    reasons_by_source: dict[str, Counter] = defaultdict(Counter)
+    for b in rejected_batches:
+        for src, r in zip(b.get("source", []), b.get("reason", [])):
+            reasons_by_source[src][reason_key(r)] += 1
     info: dict[str, Any] = {
         "kind": "mine",
         "finished_at": datetime.now(timezone.utc).isoformat(),
@@ -602,7 +611,9 @@ def mine(cfg: Config) -> Path:
             "candidates": candidates,
             "kept": n_kept,
             "rejected": n_rejected,
-            "per_source": {s: {"kept": e["kept"], "rejected": e["rejected"]} for s, e in per_source.items()},
+            "per_source": {s: {"kept": e["kept"], "rejected": e["rejected"],
+                               "rejected_by_reason": dict(reasons_by_source.get(s, {}))}
+                           for s, e in per_source.items()},
             "per_strategy": per_strategy(kept, rejects),
         },
         "stages": {name: st.as_dict() for name, st in pipeline.stats.items()},

@@ -17,7 +17,8 @@ from synthgen.engines import build_backend, llm_accounting
 from synthgen.generate import Backend, GenerateStep
 from synthgen.pipeline import Pipeline
 from synthgen.prompt import PromptStep, load_templates
-from synthgen.read import load_input
+from synthgen.queries import synthesize_pairs
+from synthgen.read import InputStats, detect_format, finish_pairs, load_input_with_stats, sample_path
 from synthgen.schema import Batch, batch_len, take
 from synthgen.scorer import load_scorer
 from synthgen.validate import validation_steps
@@ -53,11 +54,12 @@ def open_backend(cfg: Config, stack: contextlib.ExitStack, strategies: int = 1) 
 def generate(cfg: Config) -> Path:
     t_start = time.perf_counter()
     folder = run_folder(cfg)
-    pairs = load_input(cfg.input)
+    input_path = Path(cfg.input.path) if cfg.input.path else sample_path()
+    corpus_only = detect_format(cfg.input, input_path) == "corpus"
+    query_counts: dict[str, Any] | None = None
+    if not corpus_only:
+        pairs, input_stats = load_input_with_stats(cfg.input)
     templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
-    n_queries = len(set(pairs["query_id"]))
-    log.info("%d queries, %d pairs, strategies: %s", n_queries, batch_len(pairs),
-             ", ".join(t.name for t in templates))
 
     with contextlib.ExitStack() as stack:
         cache = RunCache(folder / "cache.sqlite")
@@ -65,6 +67,14 @@ def generate(cfg: Config) -> Path:
         backend = open_backend(cfg, stack, len(templates))
         scorer = load_scorer(cfg.scorer)
         scorer.attach(cache)
+        if corpus_only:
+            # No queries given: write them first, keep those that find their own passage again.
+            input_stats = InputStats()
+            pairs, query_counts = synthesize_pairs(cfg, backend, scorer, input_stats)
+            pairs = finish_pairs(pairs, cfg.input, input_stats, str(input_path))
+        n_queries = len(set(pairs["query_id"]))
+        log.info("%d queries, %d pairs, strategies: %s", n_queries, batch_len(pairs),
+                 ", ".join(t.name for t in templates))
         generate_step = GenerateStep(backend, cache)
         judge_template = None
         if cfg.validate_.judge.enabled:
@@ -93,7 +103,8 @@ def generate(cfg: Config) -> Path:
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "seconds": round(time.perf_counter() - t_start, 2),
         "output": str(folder),
-        "input": {"queries": n_queries, "pairs": batch_len(pairs)},
+        "input": {"queries": n_queries, "pairs": batch_len(pairs), **input_stats.as_dict(),
+                  **({"synthetic_queries": query_counts} if query_counts is not None else {})},
         "model": backend.model,
         "backend": cfg.backend,
         "base_url": backend.endpoint,
@@ -118,6 +129,9 @@ def generate(cfg: Config) -> Path:
         "versions": package_versions(),
     }
     write_json(info, folder / "run.json")
+    from synthgen.card import write_card
+
+    write_card(folder, info)  # README.md: the dataset card
     log.info("kept %d of %d candidates (%d rejected rows)", n_kept, candidates, n_rejected)
     return folder
 

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import httpx
 
 from synthgen.config import LLMConfig, VLLMConfig
-from synthgen.generate import Backend, Completion, LLMUsage, ParseError, parse_passages
+from synthgen.generate import Backend, Completion, LLMUsage, OnResult, ParseError, parse_passages
 from synthgen.schema import json_schema_for
 from synthgen.server import EMBEDDED_MODEL_NAME, ServerError, free_port, packaged_gguf
 
@@ -323,23 +323,31 @@ class VLLMBackend(Backend):
                 self._count(errors[i].split(":", 1)[0])
         return list(zip(values, errors))
 
-    def complete(self, prompts: list[list[dict[str, str]]], on_result=None) -> list[Completion]:
-        """One Completion per prompt with up to n passages: one list, or the first passage of n samples."""
+    def complete(self, prompts: list[list[dict[str, str]]], on_result: OnResult | None = None) -> list[Completion]:
+        """One Completion per prompt with up to n passages: one list, or the first passage of n samples.
+
+        All prompts run as one vLLM batch, so `on_result` is called for each once the batch is done."""
         samples = self.n if self.multi == "n" else 1
         k = self.passages_per_prompt
-        results = self._run(prompts, parse_passages, json_schema_for(k), self.cfg.max_tokens,
-                            self.cfg.temperature, samples)
-        out = [Completion([p for got in vals for p in got[:k]][: self.n], None) if vals else Completion(None, err)
-               for vals, err in results]
-        for i, comp in enumerate(out):  # vLLM returns a whole batch at once
+        done = []
+        for i, (vals, err) in enumerate(self._run(prompts, parse_passages, json_schema_for(k), self.cfg.max_tokens,
+                                                  self.cfg.temperature, samples)):
+            if vals:
+                comp = Completion([p for got in vals for p in got[:k]][: self.n], None)
+            else:  # unparseable after the retries is a fact about the prompt; an engine refusal may pass later
+                comp = Completion(None, err, cacheable=bool(err and err.startswith("ParseError")))
             if on_result is not None:
                 on_result(i, comp)
-        return out
+            done.append(comp)
+        return done
 
-    def cache_params(self) -> dict:
+    def cache_params(self) -> dict[str, Any]:
+        """Everything besides the prompt that decides the output (part of GenerateStep's cache key)."""
         c = self.cfg
-        return {"model": self.model, "engine": "vllm", "multi": self.multi, "n": self.n,
-                "temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens, "seed": c.seed}
+        return {"model": self.model, "engine": "vllm", "model_path": self.model_path, "multi": self.multi,
+                "n": self.n, "temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
+                "seed": c.seed, "response_format": c.response_format, "max_retries": c.max_retries,
+                "dtype": self.vcfg.dtype}
 
     def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
             schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:

