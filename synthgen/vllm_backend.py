@@ -124,8 +124,13 @@ def embedded_model_dir(cache_dir: str | Path | None = None) -> Path:
 def resolve_model(vcfg: VLLMConfig) -> tuple[str, str]:
     """(model folder or name for vLLM, model name recorded in every row)."""
     if vcfg.model:
-        name = vcfg.served_model_name or Path(vcfg.model.rstrip("/")).name
-        return vcfg.model, name
+        local = Path(vcfg.model).expanduser()
+        looks_local = vcfg.model.startswith((".", "/", "~")) or local.exists()
+        if looks_local and not (local / "config.json").is_file():
+            raise ServerError(f"vllm.model={vcfg.model} is not a Hugging Face model folder (no config.json there); "
+                              "leave vllm.model empty for the embedded model")
+        name = vcfg.served_model_name or (local.name if looks_local else vcfg.model)  # hub ids keep their org
+        return str(local) if looks_local else vcfg.model, name
     return str(embedded_model_dir(vcfg.cache_dir)), vcfg.served_model_name or CONVERTED_MODEL_NAME
 
 
@@ -171,8 +176,7 @@ class VLLMBackend(Backend):
         self.multi = vcfg.multi
         self.usage = LLMUsage()
         self.model_path: str | None = vcfg.model
-        self.model = vcfg.served_model_name or (Path(vcfg.model.rstrip("/")).name if vcfg.model
-                                                 else CONVERTED_MODEL_NAME)
+        self.model = vcfg.served_model_name or vcfg.model or CONVERTED_MODEL_NAME  # final name set by open()
         self.engine_info: dict[str, Any] = {}
         self._llm: Any = None
         self._vllm: Any = None

@@ -85,3 +85,13 @@ def test_real_bi_encoder_ranks_copy_above_off_topic(minilm):
     assert out["reason"][1] is None
     assert out["negative_score"][0] == pytest.approx(out["positive_score"][0], abs=1e-5)
     assert out["negative_score"][1] < 0.3 < out["positive_score"][0]
+
+
+def test_markup_debris_is_rejected():
+    cfg = ValidateConfig(min_chars=0, language=None, min_length_ratio=0, max_length_ratio=100)
+    batch = make_batch(['] } ``` Justification: the passage above talks about tides and the Moon.',
+                        '{"passages": leftover text about the tides',
+                        'Tides rise twice a day.\\nThis has an escaped newline',
+                        'Spring tides occur at new and full moon.'])
+    reasons = QualityFilter(cfg)(batch)["reason"]
+    assert [r.split(" ")[0] if r else None for r in reasons] == ["markup", "markup", "markup", None]
