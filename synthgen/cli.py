@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("run", help="run folder")
     pu.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
     pu.add_argument("--private", action="store_true", help="create the repository as private")
+    from synthgen.eval_run import add_eval_args
+
+    ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
+    add_eval_args(ev)
+    _add_config_args(ev)
     return parser
 
 
@@ -67,6 +72,12 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     print(push(args.run, args.repo_id, args.private))
     return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from synthgen.eval_run import cmd_eval as run
+
+    return run(args)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from synthgen.push import PushError
 
     handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts, "mine": cmd_mine,
-                "export": cmd_export, "push": cmd_push}
+                "export": cmd_export, "push": cmd_push, "eval": cmd_eval}
     try:
         return handlers[args.command](args)
     except (ConfigError, LoaderError, PromptError, ServerError, RunAborted, PushError) as exc:

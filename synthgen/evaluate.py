@@ -12,7 +12,7 @@ import hashlib
 import logging
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,12 @@ class EvalData:
     test_queries: dict[str, str]
     test_qrels: dict[str, dict[str, float]]  # graded gains
     judged: dict[str, set[str]]  # every positively judged (query, doc) over all splits
+    # every judgement over all splits, zero / negative scores included: {query: {doc: score}}
+    judgements: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, float]]:
+def read_qrels(path: Path, positive_only: bool = True) -> dict[str, dict[str, float]]:
+    """qrels/<split>.tsv -> {query: {doc: score}}; only scores > 0 unless `positive_only` is False."""
     if not path.is_file():
         raise LoaderError(f"missing file: {path}")
     out: dict[str, dict[str, float]] = {}
@@ -41,7 +44,7 @@ def read_qrels(path: Path) -> dict[str, dict[str, float]]:
         reader = csv.reader(fh, delimiter="\t")
         next(reader, None)
         for rec in reader:
-            if len(rec) >= 3 and float(rec[2]) > 0:
+            if len(rec) >= 3 and (float(rec[2]) > 0 or not positive_only):
                 out.setdefault(rec[0].strip(), {})[rec[1].strip()] = float(rec[2])
     return out
 
@@ -65,12 +68,15 @@ def load_eval_data(folder: str | Path, max_train_queries: int | None = None, see
                 row = json.loads(line)
                 queries[str(row["_id"])] = row["text"]
     judged: dict[str, set[str]] = {}
+    judgements: dict[str, dict[str, float]] = {}
     for path in sorted((root / "qrels").glob("*.tsv")):
-        for qid, docs in read_qrels(path).items():
-            judged.setdefault(qid, set()).update(docs)
+        for qid, docs in read_qrels(path, positive_only=False).items():
+            judgements.setdefault(qid, {}).update(docs)
+            judged.setdefault(qid, set()).update(d for d, g in docs.items() if g > 0)
     return EvalData(
         corpus_ids=list(corpus), corpus=list(corpus.values()), train=train,
         test_queries={q: queries[q] for q in test_qrels if q in queries}, test_qrels=test_qrels, judged=judged,
+        judgements=judgements,
     )
 
 
@@ -136,28 +142,46 @@ def fill_negatives(data: EvalData, negatives: list[str | None], negative_ids: li
         if neg:
             continue
         qid = data.train["query_id"][i]
+        relevant = data.judged.get(qid, set())
+        if all(d in relevant for d in data.corpus_ids):
+            raise ValueError(f"query {qid}: every corpus passage is judged relevant, nothing to fill with")
         while True:
             j = rng.randrange(len(data.corpus))
-            if data.corpus_ids[j] not in data.judged.get(qid, set()):
+            if data.corpus_ids[j] not in relevant:
                 break
         out[i], ids[i] = data.corpus[j], data.corpus_ids[j]
         filled += 1
     return out, ids, filled
 
 
-def judged_shares(data: EvalData, negative_ids: list[str | None]) -> dict[str, float]:
-    """Share of chosen negatives the qrels judge relevant (known false negatives), and share unjudged."""
-    known = [(q, d) for q, d in zip(data.train["query_id"], negative_ids) if d is not None]
-    if not known:
-        return {"judged_relevant_negatives": 0.0, "unjudged_negatives": 1.0}
-    rel = sum(1 for q, d in known if d in data.judged.get(q, set()))
-    return {"judged_relevant_negatives": rel / len(known),
-            "unjudged_negatives": 1.0 - rel / len(known)}
+def judged_shares(data: EvalData, negatives: list[str | None], negative_ids: list[str | None]) -> dict[str, Any]:
+    """What the qrels (all splits) say about the negatives a source chose (before any fill).
+
+    Shares of the chosen negatives, summing to 1: judged relevant for their query (known false negatives),
+    judged non-relevant (score <= 0), unjudged corpus passages, and generated texts (not corpus passages,
+    so no qrels can judge them). Pairs the source left empty are not counted (see `filled`).
+    """
+    counts = {"judged_relevant": 0, "judged_nonrelevant": 0, "unjudged": 0, "generated": 0}
+    for qid, neg, nid in zip(data.train["query_id"], negatives, negative_ids):
+        if not neg:
+            continue
+        if nid is None:
+            counts["generated"] += 1
+        elif nid in data.judged.get(qid, set()):
+            counts["judged_relevant"] += 1
+        elif nid in data.judgements.get(qid, {}):
+            counts["judged_nonrelevant"] += 1
+        else:
+            counts["unjudged"] += 1
+    total = sum(counts.values())
+    out: dict[str, Any] = {f"{k}_negatives": (v / total if total else 0.0) for k, v in counts.items()}
+    out["chosen_negatives"] = total
+    return out
 
 
 def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[str] | None,
                     seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
-                    max_seq_length: int = 128) -> Any:
+                    max_seq_length: int = 128, max_steps: int | None = None) -> Any:
     """MultipleNegativesRankingLoss on (anchor, positive[, negative]); returns the trained model."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
@@ -165,17 +189,22 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
 
-    model = SentenceTransformer(base_model, device="cpu")
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    model = SentenceTransformer(base_model, device="cuda" if on_gpu else "cpu")
     model.max_seq_length = max_seq_length
     columns = {"anchor": anchors, "positive": positives}
     if negatives is not None:
         columns["negative"] = negatives
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=batch_size, learning_rate=lr,
-        num_train_epochs=epochs, warmup_ratio=0.1,
+        # transformers 5: a float warmup_steps below 1 is a share of the steps (warmup_ratio is gone).
+        num_train_epochs=epochs, warmup_steps=0.1,
         # Every source trains the same number of steps, whatever the sampler does with duplicates.
-        max_steps=math.ceil(len(anchors) / batch_size) * epochs, seed=seed, data_seed=seed, report_to="none",
-        save_strategy="no", logging_steps=10, disable_tqdm=True, use_cpu=True,
+        max_steps=max_steps or math.ceil(len(anchors) / batch_size) * epochs, seed=seed, data_seed=seed,
+        report_to="none",
+        save_strategy="no", logging_steps=10, disable_tqdm=True, use_cpu=not on_gpu,
         # Duplicate texts in one batch would be false in-batch negatives.
         batch_sampler=BatchSamplers.NO_DUPLICATES,
     )

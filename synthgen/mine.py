@@ -486,7 +486,7 @@ def _count_by(batches: list[Batch], column: str) -> Counter:
 
 def mine(cfg: Config) -> Path:
     from synthgen.card import write_card
-    from synthgen.run import open_backend, per_strategy, run_folder, query_batches
+    from synthgen.run import open_backend, per_strategy, run_folder
     from synthgen.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer, load_scorer
     from synthgen.validate import validation_steps
     from synthgen.write import package_versions, write_histograms, write_json, write_run
@@ -540,15 +540,8 @@ def mine(cfg: Config) -> Path:
                  *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
                                    backend, judge_template),
                  MixFilter(quotas)]
-        kept: list[Batch] = []
-        rejects: list[tuple[str, Batch]] = []
         pipeline = stack.enter_context(Pipeline(steps))
-        with tqdm(total=n_queries, desc="mine", unit="q") as bar:
-            for batch in query_batches(pairs, cfg.batch_queries):
-                out, dropped = pipeline.run_batch(batch)
-                kept.append(out)
-                rejects.extend(dropped)
-                bar.update(len(set(batch["query_id"])))
+        kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="mine")
 
     n_kept, n_rejected = write_run(folder, kept, rejects)
     histograms = write_histograms(folder, kept, rejects)

@@ -15,6 +15,16 @@ from typing import Any
 from synthgen.schema import Batch, batch_len, take
 
 
+def query_batches(rows: Batch, size: int) -> list[Batch]:
+    """Split rows into batches of `size` queries, keeping all rows of a query together (dedup and top-k
+    work per query)."""
+    order: dict[str, list[int]] = {}
+    for i, qid in enumerate(rows["query_id"]):
+        order.setdefault(qid, []).append(i)
+    groups = list(order.values())
+    return [take(rows, [i for g in groups[k:k + size] for i in g]) for k in range(0, len(groups), size)]
+
+
 class Step:
     """A pipeline step: batch in, batch out."""
 
@@ -88,6 +98,20 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         for s in reversed(self.steps):
             s.close()
+
+    def run_all(self, rows: Batch, batch_queries: int, desc: str) -> tuple[list[Batch], list[tuple[str, Batch]]]:
+        """Every query batch through the steps, with a progress bar over queries; (kept, rejects)."""
+        from tqdm import tqdm
+
+        kept: list[Batch] = []
+        rejects: list[tuple[str, Batch]] = []
+        with tqdm(total=len(set(rows["query_id"])), desc=desc, unit="q") as bar:
+            for batch in query_batches(rows, batch_queries):
+                out, dropped = self.run_batch(batch)
+                kept.append(out)
+                rejects.extend(dropped)
+                bar.update(len(set(batch["query_id"])))
+        return kept, rejects
 
     def run_batch(self, batch: Batch) -> tuple[Batch, list[tuple[str, Batch]]]:
         """Returns the surviving rows and [(step name, rejected rows), ...]."""

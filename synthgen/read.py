@@ -196,7 +196,7 @@ def load_pairs_jsonl(path: Path, query_field: str = "query", positive_field: str
     return out
 
 
-def _hf_dataset(path: str, split: str):
+def hf_dataset(path: str, split: str):
     """A local save_to_disk folder or data files through `datasets`; anything else is passed on as a Hub id."""
     from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
 
@@ -225,7 +225,7 @@ def _hf_dataset(path: str, split: str):
 
 def load_hf_pairs(cfg: InputConfig, stats: InputStats | None = None) -> Batch:
     """(query, positive) pairs from a Hugging Face dataset, read column by column (Arrow, no row dicts)."""
-    ds = _hf_dataset(str(cfg.path), cfg.split)
+    ds = hf_dataset(str(cfg.path), cfg.split)
     for col in (cfg.query_field, cfg.positive_field):
         if col not in ds.column_names:
             raise LoaderError(f"{cfg.path}: missing column {col!r} (have: {', '.join(ds.column_names)})")
@@ -260,7 +260,7 @@ def iter_corpus(cfg: InputConfig, stats: InputStats) -> Iterator[tuple[str, str]
         for lineno, row in _jsonl(path, stats):
             yield str(row.get(cfg.id_field, f"line{lineno}")), str(_require(row, cfg.text_field, path, lineno) or "")
     else:
-        ds = _hf_dataset(str(path), cfg.split)
+        ds = hf_dataset(str(path), cfg.split)
         if cfg.text_field not in ds.column_names:
             raise LoaderError(f"{path}: missing column {cfg.text_field!r} (have: {', '.join(ds.column_names)})")
         ids = ds[cfg.id_field] if cfg.id_field in ds.column_names else None

@@ -9,8 +9,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from synthgen.cache import RunCache, content_key
 from synthgen.config import Config, config_to_dict
 from synthgen.engines import build_backend, llm_accounting
@@ -19,21 +17,12 @@ from synthgen.pipeline import Pipeline
 from synthgen.prompt import PromptStep, load_templates
 from synthgen.queries import synthesize_pairs
 from synthgen.read import InputStats, detect_format, finish_pairs, load_input_with_stats, sample_path
-from synthgen.schema import Batch, batch_len, take
+from synthgen.schema import Batch, batch_len
 from synthgen.scorer import load_scorer
 from synthgen.validate import validation_steps
 from synthgen.write import package_versions, write_histograms, write_json, write_run
 
 log = logging.getLogger(__name__)
-
-
-def query_batches(pairs: Batch, size: int) -> list[Batch]:
-    """Split pairs into batches of `size` queries, keeping all rows of a query together."""
-    order: dict[str, list[int]] = {}
-    for i, qid in enumerate(pairs["query_id"]):
-        order.setdefault(qid, []).append(i)
-    groups = list(order.values())
-    return [take(pairs, [i for g in groups[k:k + size] for i in g]) for k in range(0, len(groups), size)]
 
 
 def run_folder(cfg: Config) -> Path:
@@ -85,15 +74,8 @@ def generate(cfg: Config) -> Path:
             *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
                               backend, judge_template),
         ]
-        kept: list[Batch] = []
-        rejects: list[tuple[str, Batch]] = []
         pipeline = stack.enter_context(Pipeline(steps))
-        with tqdm(total=n_queries, desc="queries", unit="q") as bar:
-            for batch in query_batches(pairs, cfg.batch_queries):
-                out, dropped = pipeline.run_batch(batch)
-                kept.append(out)
-                rejects.extend(dropped)
-                bar.update(len(set(batch["query_id"])))
+        kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="queries")
 
     n_kept, n_rejected = write_run(folder, kept, rejects)
     histograms = write_histograms(folder, kept, rejects)

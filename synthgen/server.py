@@ -57,55 +57,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LocalLlamaServer:
-    """Context manager: `with LocalLlamaServer(gguf) as srv: srv.base_url`."""
+class ManagedServer:
+    """A local OpenAI-compatible server process on 127.0.0.1: started, health-checked and stopped here.
 
-    def __init__(self, gguf: str | Path | None = None, n_ctx: int = 4096, n_threads: int = 2,
-                 startup_timeout_s: float = 180.0, model_name: str | None = None):
-        self.gguf = Path(gguf) if gguf else packaged_gguf()
-        if not self.gguf.is_file():
-            raise ServerError(f"GGUF file not found: {self.gguf}")
-        self.model_name = model_name or (EMBEDDED_MODEL_NAME if gguf is None else self.gguf.stem)
-        self.n_ctx, self.n_threads, self.startup_timeout_s = n_ctx, n_threads, startup_timeout_s
+    Subclasses give `label`, `command()` and optionally `env()` / `check_installed()`.
+    """
+
+    label = "server"
+    poll_s = 0.3
+    # Signals tried in order when stopping, with how long to wait after each.
+    stop_signals: tuple[tuple[int, float], ...] = ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
+
+    def __init__(self, startup_timeout_s: float):
+        self.startup_timeout_s = startup_timeout_s
         self.port = 0
         self.proc: subprocess.Popen | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="synthgen-llama-", suffix=".log", delete=False)
+        self.ready_seconds: float | None = None
+        self._log = tempfile.NamedTemporaryFile(prefix=f"synthgen-{self.label.split()[0]}-", suffix=".log",
+                                                delete=False)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "LocalLlamaServer":
-        try:
-            import llama_cpp.server  # noqa: F401
-        except ImportError:
-            raise ServerError("llama-cpp-python[server] is not installed: run `make install` "
-                              "or `pip install 'synthgen[local]'`, or set llm.base_url to a running server") from None
-        self.port = free_port()
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
-               "--model_alias", self.model_name, "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)]
-        log.info("starting local llama.cpp server: %s on 127.0.0.1:%d", self.gguf.name, self.port)
-        # Own process group: we stop it ourselves, and a terminal Ctrl-C reaches us first.
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
-        self._wait_healthy()
-        return self
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
-    def _wait_healthy(self) -> None:
+    def env(self) -> dict[str, str] | None:
+        return None
+
+    def check_installed(self) -> None:
+        """Raise ServerError with the fix when the server's package is missing."""
+
+    def start(self) -> "ManagedServer":
+        self.check_installed()
+        self.port = free_port()
+        log.info("starting %s on 127.0.0.1:%d", self.label, self.port)
+        t0 = time.perf_counter()
+        # Own process group: we stop it ourselves, and a terminal Ctrl-C reaches us first.
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self.env(),
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerError(f"llama.cpp server exited with code {self.proc.returncode}: {self.log_tail()}")
+                raise ServerError(f"{self.label} exited with code {self.proc.returncode}: {self.log_tail()}")
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
-                    log.info("local server healthy at %s", self.base_url)
-                    return
+                    self.ready_seconds = time.perf_counter() - t0
+                    log.info("%s ready at %s after %.0f s", self.label, self.base_url, self.ready_seconds)
+                    return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.3)
+            time.sleep(self.poll_s)
         self.stop()
-        raise ServerError(f"llama.cpp server not healthy after {self.startup_timeout_s:.0f}s: {self.log_tail()}")
+        raise ServerError(f"{self.label} not ready after {self.startup_timeout_s:.0f}s: {self.log_tail()}")
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -117,21 +122,53 @@ class LocalLlamaServer:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
+        for sig, wait in self.stop_signals:
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
             except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=5)
-        log.info("local server stopped")
+                break
+        log.info("%s stopped", self.label)
 
-    def __enter__(self) -> "LocalLlamaServer":
-        return self.start()
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self._log.close()
-        os.unlink(self._log.name)
+        try:
+            os.unlink(self._log.name)
+        except OSError:
+            pass
+
+
+class LocalLlamaServer(ManagedServer):
+    """llama.cpp's server (llama-cpp-python): `with LocalLlamaServer(gguf) as srv: srv.base_url`."""
+
+    label = "local llama.cpp server"
+
+    def __init__(self, gguf: str | Path | None = None, n_ctx: int = 4096, n_threads: int = 2,
+                 startup_timeout_s: float = 180.0, model_name: str | None = None):
+        self.gguf = Path(gguf) if gguf else packaged_gguf()
+        if not self.gguf.is_file():
+            raise ServerError(f"GGUF file not found: {self.gguf}")
+        self.model_name = model_name or (EMBEDDED_MODEL_NAME if gguf is None else self.gguf.stem)
+        self.n_ctx, self.n_threads = n_ctx, n_threads
+        super().__init__(startup_timeout_s)
+
+    def check_installed(self) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ServerError("llama-cpp-python[server] is not installed: run `make install` "
+                              "or `pip install 'synthgen[local]'`, or set llm.base_url to a running server")
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
+                "--model_alias", self.model_name, "--host", "127.0.0.1", "--port", str(self.port),
+                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads)]

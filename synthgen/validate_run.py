@@ -9,12 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from synthgen.config import Config, config_to_dict
 from synthgen.pipeline import Pipeline
-from synthgen.read import LoaderError
-from synthgen.run import query_batches
+from synthgen.read import LoaderError, hf_dataset
 from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch
 from synthgen.scorer import load_scorer
 from synthgen.validate import validation_steps
@@ -31,18 +28,10 @@ def _short_id(text: str) -> str:
 
 def load_candidates(path: str | Path) -> Batch:
     """A `save_to_disk` folder, or a .jsonl/.json/.parquet/.csv file, with query (or anchor), positive, negative."""
-    from datasets import load_dataset, load_from_disk
-
     p = Path(path)
-    if p.is_dir():
-        ds = load_from_disk(str(p))
-    elif p.is_file():
-        kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(p.suffix)
-        if kind is None:
-            raise LoaderError(f"{p}: unsupported file type {p.suffix!r} (use .jsonl, .json, .parquet, .csv or a dataset folder)")
-        ds = load_dataset(kind, data_files=str(p), split="train")
-    else:
+    if not p.exists():
         raise LoaderError(f"missing file: {p}")
+    ds = hf_dataset(str(p), "train")
     if "anchor" in ds.column_names and "query" not in ds.column_names:
         ds = ds.rename_column("anchor", "query")
     missing = [c for c in REQUIRED if c not in ds.column_names]
@@ -75,13 +64,7 @@ def validate_file(cfg: Config, input_path: str | Path, output: str | Path) -> di
         steps = validation_steps(cfg.validate_, scorer, list(dict.fromkeys(rows["positive"])),
                                  judge_backend, judge_template)
         pipeline = stack.enter_context(Pipeline(steps))
-        kept: list[Batch] = []
-        rejects: list[tuple[str, Batch]] = []
-        batches = query_batches(rows, 64)
-        for batch in tqdm(batches, desc="validate", unit="batch"):
-            out, dropped = pipeline.run_batch(batch)
-            kept.append(out)
-            rejects.extend(dropped)
+        kept, rejects = pipeline.run_all(rows, 64, desc="validate")
     n_kept, n_rejected = write_run(folder, kept, rejects, kept_name="kept")
     stats = {
         "input": str(input_path),

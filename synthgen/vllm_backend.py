@@ -28,12 +28,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import httpx
 
 from synthgen.config import LLMConfig, VLLMConfig
 from synthgen.generate import Backend, Completion, LLMUsage, OnResult, ParseError, parse_passages
 from synthgen.schema import json_schema_for
-from synthgen.server import EMBEDDED_MODEL_NAME, ServerError, free_port, packaged_gguf
+from synthgen.server import EMBEDDED_MODEL_NAME, ManagedServer, ServerError, packaged_gguf
 
 log = logging.getLogger(__name__)
 
@@ -370,11 +369,15 @@ def _raise_if_dead(exc: BaseException) -> None:
 # ----------------------------------------------------------------------------------- vLLM's own server
 
 
-class VLLMServer:
+class VLLMServer(ManagedServer):
     """vLLM's OpenAI-compatible server on 127.0.0.1: `with VLLMServer(dir, "name") as s: s.base_url`.
 
     `vllm serve` fails with vllm-cpu (its metadata is named `vllm-cpu`), so the module entry point runs.
     """
+
+    label = "vLLM server"
+    poll_s = 1.0
+    stop_signals = ((signal.SIGINT, 30.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
 
     def __init__(self, model: str | Path, served_model_name: str, max_model_len: int = 2048,
                  enforce_eager: bool | None = None, dtype: str = "auto", kv_cache_gb: int = 2,
@@ -387,16 +390,9 @@ class VLLMServer:
         self.enforce_eager = on_cpu if enforce_eager is None else enforce_eager
         self.on_cpu = on_cpu
         self.dtype = cpu_dtype() if dtype == "auto" and on_cpu else dtype
-        self.startup_timeout_s, self.extra_args = startup_timeout_s, list(extra_args or [])
+        self.extra_args = list(extra_args or [])
         self.python = python or sys.executable
-        self.port = 0
-        self.proc: subprocess.Popen | None = None
-        self.ready_seconds: float | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="synthgen-vllm-", suffix=".log", delete=False)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        super().__init__(startup_timeout_s)
 
     def command(self) -> list[str]:
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
@@ -406,64 +402,10 @@ class VLLMServer:
             cmd += ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(max(self.max_model_len, 4096))]
         return cmd + (["--enforce-eager"] if self.enforce_eager else []) + self.extra_args
 
-    def start(self) -> "VLLMServer":
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE") or str(self.kv_cache_gb)}
+
+    def check_installed(self) -> None:
         if subprocess.run([self.python, "-c", "import importlib.util as u, sys; "
                            "sys.exit(u.find_spec('vllm') is None)"]).returncode != 0:
             raise ServerError(f"vLLM is not installed for {self.python}: {INSTALL_HINT}")
-        self.port = free_port()
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE") or str(self.kv_cache_gb)}
-        log.info("starting vLLM's OpenAI server: %s as %s on 127.0.0.1:%d (a minute or two on CPU)",
-                 self.model, self.model_name, self.port)
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerError(f"vLLM server exited with code {self.proc.returncode}: {self.log_tail()}")
-            try:
-                if httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200:
-                    self.ready_seconds = time.perf_counter() - t0
-                    log.info("vLLM server ready at %s after %.0f s", self.base_url, self.ready_seconds)
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        self.stop()
-        raise ServerError(f"vLLM server not ready after {self.startup_timeout_s:.0f}s: {self.log_tail()}")
-
-    def log_tail(self, lines: int = 5) -> str:
-        try:
-            tail = Path(self._log.name).read_text(errors="replace").strip().splitlines()[-lines:]
-        except OSError:
-            return ""
-        return " | ".join(tail)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                break
-        log.info("vLLM server stopped")
-
-    def __enter__(self) -> "VLLMServer":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._log.close()
-        try:
-            os.unlink(self._log.name)
-        except OSError:
-            pass

@@ -1,0 +1,171 @@
+"""`synthgen eval`: metric arithmetic, the fill rule, judged shares and results.json on a tiny run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_dataset
+from synthgen.evaluate import EvalData, fill_negatives, judged_shares, ndcg_at_k, recall_at_k
+from synthgen.eval_run import compare, format_table
+
+
+def test_ndcg_graded_gains_by_hand():
+    gains = {"a": 3.0, "b": 1.0, "c": 2.0}
+    ranked = ["b", "x", "a"]  # gains 1, 0, 3 at ranks 1..3
+    dcg = 1 / math.log2(2) + 3 / math.log2(4)
+    idcg = 3 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4)
+    assert ndcg_at_k(ranked, gains, 10) == pytest.approx(dcg / idcg)
+    assert ndcg_at_k(["a", "c", "b"], gains, 10) == pytest.approx(1.0)
+    # Cut at k: the relevant doc at rank 3 does not count for k=2, and the ideal is cut too.
+    assert ndcg_at_k(ranked, gains, 2) == pytest.approx(1.0 / (3 + 2 / math.log2(3)))
+    assert ndcg_at_k(["x"], {}, 10) == 0.0
+
+
+def test_recall_at_k():
+    gains = {"a": 2.0, "b": 1.0, "c": 4.0, "z": 0.0}  # a zero gain is not relevant
+    assert recall_at_k(["a", "x", "c"], gains, 100) == pytest.approx(2 / 3)
+    assert recall_at_k(["x", "a", "c"], gains, 1) == 0.0
+    assert recall_at_k(["x"], {}, 100) == 0.0
+
+
+def _data() -> EvalData:
+    ids = [f"d{i}" for i in range(6)]
+    return EvalData(
+        corpus_ids=ids, corpus=[f"text {i}" for i in range(6)],
+        train={"query_id": ["q1", "q1", "q2"], "query": ["Q1", "Q1", "Q2"], "positive_id": ["d0", "d1", "d2"],
+               "positive": ["text 0", "text 1", "text 2"]},
+        test_queries={}, test_qrels={},
+        judged={"q1": {"d0", "d1", "d3"}, "q2": {"d2"}},
+        judgements={"q1": {"d0": 2, "d1": 1, "d3": 1, "d4": 0}, "q2": {"d2": 3}})
+
+
+def test_fill_never_picks_a_judged_relevant_doc_and_counts():
+    data = _data()
+    for seed in range(30):
+        negs, ids, filled = fill_negatives(data, [None, "kept", None], [None, "d5", None], seed)
+        assert filled == 2
+        assert negs[1] == "kept" and ids[1] == "d5"  # chosen negatives are left alone
+        assert ids[0] in {"d2", "d4", "d5"}  # q1: d0, d1, d3 are judged relevant
+        assert ids[2] in {"d0", "d1", "d3", "d4", "d5"}
+        assert negs[0] == f"text {ids[0][1:]}"
+    # Same seed, same fill: every source is filled the same way.
+    assert fill_negatives(data, [None] * 3, [None] * 3, 7) == fill_negatives(data, [None] * 3, [None] * 3, 7)
+
+
+def test_fill_fails_loudly_when_nothing_can_fill():
+    data = _data()
+    data.judged["q2"] = set(data.corpus_ids)
+    with pytest.raises(ValueError, match="q2"):
+        fill_negatives(data, ["x", "x", None], ["d5", "d5", None], 0)
+
+
+def test_judged_shares():
+    data = _data()
+    # q1/d3: judged relevant (a known false negative); q1/d4: judged non-relevant; q2: a generated text.
+    shares = judged_shares(data, ["t3", "t4", "gen"], ["d3", "d4", None])
+    assert shares["judged_relevant_negatives"] == pytest.approx(1 / 3)
+    assert shares["judged_nonrelevant_negatives"] == pytest.approx(1 / 3)
+    assert shares["generated_negatives"] == pytest.approx(1 / 3)
+    assert shares["unjudged_negatives"] == 0.0
+    shares = judged_shares(data, ["t5", None, "t4"], ["d5", None, "d4"])  # empty pairs are not counted
+    assert shares["chosen_negatives"] == 2
+    assert shares["unjudged_negatives"] == pytest.approx(1.0)  # d5 for q1, d4 for q2: no judgement
+
+
+def test_compare_uses_twice_the_seed_spread():
+    a = {"ndcg@10": 0.40, "ndcg@10_std": 0.01}
+    b = {"ndcg@10": 0.37, "ndcg@10_std": 0.005}
+    assert compare(a, b) == {"delta": 0.03, "threshold": 0.02, "real": True}
+    assert compare({"ndcg@10": 0.385, "ndcg@10_std": 0.01}, b)["real"] is False
+
+
+def _subset(dest: Path, n_train: int = 8, n_test: int = 6, n_other: int = 60) -> Path:
+    src = shared_dataset("cranfield")
+    (dest / "qrels").mkdir(parents=True)
+    splits = {}
+    for split in ("train", "test"):
+        lines = (src / "qrels" / f"{split}.tsv").read_text().splitlines()
+        rows = [l.split("\t") for l in lines[1:] if l.strip()]
+        qids = list(dict.fromkeys(r[0] for r in rows if float(r[2]) > 0))[: n_train if split == "train" else n_test]
+        splits[split] = (lines[0], [r for r in rows if r[0] in qids])
+    keep = {r[1] for _, rows in splits.values() for r in rows}
+    docs = [json.loads(l) for l in (src / "corpus.jsonl").read_text().splitlines() if l.strip()]
+    keep |= {d["_id"] for d in docs if d["_id"] not in keep}.__class__(
+        [d["_id"] for d in docs if d["_id"] not in keep][:n_other])
+    (dest / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep))
+    qids = {r[0] for _, rows in splits.values() for r in rows}
+    (dest / "queries.jsonl").write_text("".join(
+        l + "\n" for l in (src / "queries.jsonl").read_text().splitlines() if l.strip() and json.loads(l)["_id"] in qids))
+    for split, (head, rows) in splits.items():
+        (dest / "qrels" / f"{split}.tsv").write_text(
+            "\n".join([head] + ["\t".join(r) for r in rows if r[1] in keep]) + "\n")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def tiny_eval(tmp_path_factory):
+    import contextlib
+    import io
+
+    from synthgen.cli import main
+
+    root = tmp_path_factory.mktemp("eval")
+    data = _subset(root / "cranfield-tiny")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
+                   "--max-steps", "2", "--batch-size", "4", "--max-seq-length", "32", "--no-plot",
+                   "--set", "mine.k=2", "--set", "mine.range_max=20"])
+    assert rc == 0
+    return root / "out" / "cranfield-tiny", data, out.getvalue()
+
+
+def test_eval_results_json_shape_and_values(tiny_eval):
+    folder, data, printed = tiny_eval
+    results = json.loads((folder / "results.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    assert list(results) == ["zero-shot", "none", "random", "bm25", "dense", "synthetic", "hybrid"]
+    n_pairs = sum(1 for l in (data / "qrels" / "train.tsv").read_text().splitlines()[1:] if float(l.split("\t")[2]) > 0)
+    assert meta["train_pairs"] == n_pairs and meta["steps"] == 2 and meta["seeds"] == [42]
+    for name, e in results.items():
+        assert 0.0 <= e["ndcg@10"] <= 1.0 and 0.0 <= e["recall@100"] <= 1.0
+        assert e["ndcg@10_std"] == 0.0  # one seed
+        if name == "zero-shot":
+            continue
+        assert e["train_rows"] == n_pairs
+        assert len(e["seeds"]) == 1 and e["seeds"][0]["ndcg@10"] == pytest.approx(e["ndcg@10"])
+        assert e["vs"]["zero-shot"]["delta"] == pytest.approx(e["ndcg@10"] - results["zero-shot"]["ndcg@10"], abs=1e-4)
+    assert results["none"]["filled"] == 0 and "judged_relevant_negatives" not in results["none"]
+    # random and BM25 always find a non-positive passage: nothing to fill; mined passages have ids.
+    for name in ("random", "bm25"):
+        assert results[name]["filled"] == 0
+        assert results[name]["chosen_negatives"] == n_pairs
+        assert results[name]["generated_negatives"] == 0.0
+    for name in ("dense", "synthetic", "hybrid"):
+        e = results[name]
+        assert e["chosen_negatives"] + e["filled"] == n_pairs
+    # answer_removed negatives are generated text, never corpus passages.
+    assert results["synthetic"]["generated_negatives"] == 1.0
+    assert results["synthetic"]["negatives"]["candidates"]["synthetic"] > 0
+    shares = ("judged_relevant_negatives", "judged_nonrelevant_negatives", "unjudged_negatives", "generated_negatives")
+    assert sum(results["hybrid"][k] for k in shares) == pytest.approx(1.0, abs=1e-3)
+    # The printed table has one line per condition.
+    for name in results:
+        assert any(line.startswith(name) for line in printed.splitlines())
+
+
+def test_format_table_marks_noise():
+    res = {"zero-shot": {"ndcg@10": 0.37, "ndcg@10_std": 0.0, "recall@100": 0.8, "recall@100_std": 0.0,
+                         "train_rows": 0, "filled": 0},
+           "none": {"ndcg@10": 0.376, "ndcg@10_std": 0.001, "recall@100": 0.8, "recall@100_std": 0.0,
+                    "train_rows": 10, "filled": 0, "vs": {}},
+           "bm25": {"ndcg@10": 0.34, "ndcg@10_std": 0.005, "recall@100": 0.8, "recall@100_std": 0.0,
+                    "train_rows": 10, "filled": 0,
+                    "vs": {"none": compare({"ndcg@10": 0.34, "ndcg@10_std": 0.005},
+                                           {"ndcg@10": 0.376, "ndcg@10_std": 0.001})}}}
+    table = format_table(res)
+    assert "-0.0360 (real)" in table
