@@ -189,7 +189,7 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter."""
     from synthgen.mine import (BM25Miner, CandidateSources, Corpus, DenseMiner, MinedSource, MixFilter)
     from synthgen.prompt import load_templates
-    from synthgen.run import query_batches
+    from synthgen.pipeline import query_batches
     from synthgen.scorer import BiEncoderScorer, load_scorer
     from synthgen.validate import validation_steps
 

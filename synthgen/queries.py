@@ -51,7 +51,25 @@ def round_trip(queries: list[str], sources: list[int], corpus, scorer, top_k: in
     return reasons
 
 
-def synthesize_pairs(cfg: Config, backend, scorer, stats: InputStats) -> tuple[Batch, dict[str, Any]]:
+def cached_ask(backend, cache, prompts: list, temperature: float) -> list[tuple[str | None, str | None]]:
+    """backend.ask for the queries not yet in the run's cache; answers are cached, so a rerun resends none."""
+    from synthgen.cache import content_key
+
+    params = {**backend.cache_params(), "task": "query", "temperature": temperature}
+    keys = [content_key(params, p) for p in prompts]
+    known = cache.get_llm(keys) if cache is not None else {}
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    fresh = backend.ask([prompts[i] for i in todo], parse_query, QUERY_SCHEMA, max_tokens=64,
+                        temperature=temperature) if todo else []
+    for i, (value, error) in zip(todo, fresh):
+        known[keys[i]] = {"query": value, "error": error}
+        if cache is not None and error is None:
+            cache.put_llm(keys[i], known[keys[i]])
+    return [(known[k]["query"], known[k]["error"]) for k in keys]
+
+
+def synthesize_pairs(cfg: Config, backend, scorer, stats: InputStats,
+                     cache=None) -> tuple[Batch, dict[str, Any]]:
     """Corpus -> (query, positive) pairs; returns the pairs and counts for run.json."""
     from synthgen.mine import Corpus
 
@@ -75,7 +93,7 @@ def synthesize_pairs(cfg: Config, backend, scorer, stats: InputStats) -> tuple[B
             kinds.append(t.name)
     log.info("writing %d synthetic queries for %d passages (%s)", len(prompts), len(chosen),
              ", ".join(t.name for t in templates))
-    answers = backend.ask(prompts, parse_query, QUERY_SCHEMA, max_tokens=64, temperature=cfg.llm.temperature)
+    answers = cached_ask(backend, cache, prompts, temperature=cfg.llm.temperature)
     written = [(a, s, k) for (a, err), s, k in zip(answers, sources, kinds) if err is None]
     failed = len(answers) - len(written)
     reasons = round_trip([a for a, _, _ in written], [s for _, s, _ in written], corpus, scorer,

@@ -59,7 +59,7 @@ def generate(cfg: Config) -> Path:
         if corpus_only:
             # No queries given: write them first, keep those that find their own passage again.
             input_stats = InputStats()
-            pairs, query_counts = synthesize_pairs(cfg, backend, scorer, input_stats)
+            pairs, query_counts = synthesize_pairs(cfg, backend, scorer, input_stats, cache)
             pairs = finish_pairs(pairs, cfg.input, input_stats, str(input_path))
         n_queries = len(set(pairs["query_id"]))
         log.info("%d queries, %d pairs, strategies: %s", n_queries, batch_len(pairs),

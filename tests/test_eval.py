@@ -83,7 +83,7 @@ def test_compare_uses_twice_the_seed_spread():
     assert compare({"ndcg@10": 0.385, "ndcg@10_std": 0.01}, b)["real"] is False
 
 
-def _subset(dest: Path, n_train: int = 8, n_test: int = 6, n_other: int = 60) -> Path:
+def _subset(dest: Path, n_train: int = 8, n_test: int = 4, n_other: int = 30) -> Path:
     src = shared_dataset("cranfield")
     (dest / "qrels").mkdir(parents=True)
     splits = {}
@@ -94,8 +94,7 @@ def _subset(dest: Path, n_train: int = 8, n_test: int = 6, n_other: int = 60) ->
         splits[split] = (lines[0], [r for r in rows if r[0] in qids])
     keep = {r[1] for _, rows in splits.values() for r in rows}
     docs = [json.loads(l) for l in (src / "corpus.jsonl").read_text().splitlines() if l.strip()]
-    keep |= {d["_id"] for d in docs if d["_id"] not in keep}.__class__(
-        [d["_id"] for d in docs if d["_id"] not in keep][:n_other])
+    keep |= set([d["_id"] for d in docs if d["_id"] not in keep][:n_other])
     (dest / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep))
     qids = {r[0] for _, rows in splits.values() for r in rows}
     (dest / "queries.jsonl").write_text("".join(
@@ -117,45 +116,83 @@ def tiny_eval(tmp_path_factory):
     data = _subset(root / "cranfield-tiny")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
+        # Training costs ~10-20 s per condition on 2 shared cores: three conditions here (in-batch, the
+        # sentence-transformers baseline with its fill, synthgen's hybrid); the others' negatives are
+        # checked without training below.
         rc = main(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
-                   "--max-steps", "2", "--batch-size", "4", "--max-seq-length", "32", "--no-plot",
+                   "--sources", "none", "dense", "hybrid", "--max-steps", "1", "--batch-size", "4",
+                   "--max-seq-length", "32",
                    "--set", "mine.k=2", "--set", "mine.range_max=20"])
     assert rc == 0
     return root / "out" / "cranfield-tiny", data, out.getvalue()
+
+
+def _n_pairs(data: Path) -> int:
+    return sum(1 for l in (data / "qrels" / "train.tsv").read_text().splitlines()[1:] if float(l.split("\t")[2]) > 0)
 
 
 def test_eval_results_json_shape_and_values(tiny_eval):
     folder, data, printed = tiny_eval
     results = json.loads((folder / "results.json").read_text())
     meta = json.loads((folder / "meta.json").read_text())
-    assert list(results) == ["zero-shot", "none", "random", "bm25", "dense", "synthetic", "hybrid"]
-    n_pairs = sum(1 for l in (data / "qrels" / "train.tsv").read_text().splitlines()[1:] if float(l.split("\t")[2]) > 0)
-    assert meta["train_pairs"] == n_pairs and meta["steps"] == 2 and meta["seeds"] == [42]
+    assert list(results) == ["zero-shot", "none", "dense", "hybrid"]
+    n_pairs = _n_pairs(data)
+    assert meta["train_pairs"] == n_pairs and meta["steps"] == 1 and meta["seeds"] == [42]
+    assert meta["max_seq_length"] == 32
     for name, e in results.items():
         assert 0.0 <= e["ndcg@10"] <= 1.0 and 0.0 <= e["recall@100"] <= 1.0
         assert e["ndcg@10_std"] == 0.0  # one seed
         if name == "zero-shot":
             continue
-        assert e["train_rows"] == n_pairs
+        assert e["train_rows"] == n_pairs and e["steps"] == 1
         assert len(e["seeds"]) == 1 and e["seeds"][0]["ndcg@10"] == pytest.approx(e["ndcg@10"])
         assert e["vs"]["zero-shot"]["delta"] == pytest.approx(e["ndcg@10"] - results["zero-shot"]["ndcg@10"], abs=1e-4)
     assert results["none"]["filled"] == 0 and "judged_relevant_negatives" not in results["none"]
-    # random and BM25 always find a non-positive passage: nothing to fill; mined passages have ids.
-    for name in ("random", "bm25"):
-        assert results[name]["filled"] == 0
-        assert results[name]["chosen_negatives"] == n_pairs
-        assert results[name]["generated_negatives"] == 0.0
-    for name in ("dense", "synthetic", "hybrid"):
+    shares = ("judged_relevant_negatives", "judged_nonrelevant_negatives", "unjudged_negatives", "generated_negatives")
+    for name in ("dense", "hybrid"):
         e = results[name]
         assert e["chosen_negatives"] + e["filled"] == n_pairs
-    # answer_removed negatives are generated text, never corpus passages.
-    assert results["synthetic"]["generated_negatives"] == 1.0
-    assert results["synthetic"]["negatives"]["candidates"]["synthetic"] > 0
-    shares = ("judged_relevant_negatives", "judged_nonrelevant_negatives", "unjudged_negatives", "generated_negatives")
-    assert sum(results["hybrid"][k] for k in shares) == pytest.approx(1.0, abs=1e-3)
+        assert sum(e[k] for k in shares) == pytest.approx(1.0, abs=1e-3)
+    assert results["dense"]["generated_negatives"] == 0.0  # corpus passages only
+    chosen = results["hybrid"]["negatives"]["chosen_by_source"]
+    assert sum(chosen.values()) == results["hybrid"]["chosen_negatives"]
+    assert set(chosen) <= {"synthetic", "bm25", "dense"}
+    assert (folder / "ndcg.png").stat().st_size > 1000
     # The printed table has one line per condition.
     for name in results:
         assert any(line.startswith(name) for line in printed.splitlines())
+
+
+def test_sources_without_training(tiny_eval):
+    """random / bm25 / synthetic negatives on the same tiny data, checked against the qrels."""
+    from synthgen.config import Config
+    from synthgen.eval_run import EvalOptions, mined_source, packaged_model_path, synthgen_source
+    from synthgen.evaluate import load_eval_data
+    from sentence_transformers import SentenceTransformer
+
+    folder, data_dir, _ = tiny_eval
+    data = load_eval_data(data_dir)
+    opts = EvalOptions(data=data_dir, output_dir=folder.parent, max_seq_length=32, config=Config())
+    n = _n_pairs(data_dir)
+    for name in ("random", "bm25"):
+        negs, ids, info = mined_source(name, data, opts)
+        assert len(negs) == n and all(negs) and all(ids)  # a non-positive passage for every pair
+        assert all(d not in data.judged[q] or d not in set(data.train["positive_id"])
+                   for q, d in zip(data.train["query_id"], ids))
+        # never one of the query's own train positives
+        own = {}
+        for q, p in zip(data.train["query_id"], data.train["positive_id"]):
+            own.setdefault(q, set()).add(p)
+        assert not any(d in own[q] for q, d in zip(data.train["query_id"], ids))
+        assert negs == [data.corpus[data.corpus_ids.index(d)] for d in ids]
+    model = SentenceTransformer(packaged_model_path(), device="cpu")
+    negs, ids, info = synthgen_source("synthetic", data, opts, model, "all-MiniLM-L6-v2", "test")
+    assert all(i is None for i in ids)  # generated text, not corpus passages
+    made = [(neg, pos) for neg, pos in zip(negs, data.train["positive"]) if neg]
+    assert made and info["chosen_by_source"] == {"synthetic": len(made)}
+    for neg, pos in made:  # the positive minus some of its sentences
+        assert len(neg) < len(pos) and neg != pos
+    assert info["candidates"]["synthetic"] + info["not_applicable"] == n
 
 
 def test_format_table_marks_noise():

@@ -45,3 +45,10 @@ def test_corpus_only_generate_end_to_end(tmp_path):
     assert sq["kept"] + sum(sq["dropped_by_reason"].values()) == sq["written"]
     assert run["input"]["queries"] == sq["kept"]
     assert run["requests_sent"] == 0  # answer_removed writes negatives without the LLM
+    assert run["llm"]["requests"] >= 8  # the 8 query prompts
+    # A rerun reads the synthetic queries back from the run's cache: no request at all.
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((tmp_path / "c" / "run.json").read_text())
+    assert again["llm"]["requests"] == 0
+    assert again["input"]["synthetic_queries"]["kept"] == sq["kept"]
