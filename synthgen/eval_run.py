@@ -66,6 +66,7 @@ class EvalOptions:
     max_steps: int | None = None  # default: ceil(pairs / batch_size) * epochs, the same for every source
     max_seq_length: int = 128
     base_model: str | None = None  # default: the packaged all-MiniLM-L6-v2 folder
+    model_name: str | None = None  # display name of base_model
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
     plot: bool = True
 
@@ -269,14 +270,16 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     out_dir = opts.output_dir / dataset
     cache = out_dir / "cache"
     base = opts.base_model or packaged_model_path()
-    model_name = "all-MiniLM-L6-v2" if opts.base_model is None else Path(base).name
+    model_name = "all-MiniLM-L6-v2" if opts.base_model is None else opts.model_name or Path(base).name
     n_pairs = batch_len(data.train)
     steps = opts.max_steps or math.ceil(n_pairs / opts.batch_size) * opts.epochs
     log.info("%s: %d train pairs (%d queries), %d test queries, %d passages; %d steps of %d, seeds %s",
              dataset, n_pairs, len(set(data.train["query_id"])), len(data.test_queries), len(data.corpus),
              steps, opts.batch_size, list(opts.seeds))
 
-    start = SentenceTransformer(base, device="cpu")
+    import torch
+
+    start = SentenceTransformer(base, device="cuda" if torch.cuda.is_available() else "cpu")
     start.max_seq_length = opts.max_seq_length
     t0 = time.perf_counter()
     keep = model_fingerprint(start)
@@ -399,7 +402,8 @@ def cmd_eval(args) -> int:
         data=Path(args.data), output_dir=Path(args.output), sources=tuple(args.sources),
         seeds=tuple(range(args.seed_start, args.seed_start + args.seeds)), max_train_queries=args.max_train_queries,
         max_steps=args.max_steps, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
-        config=load_config(args.config, args.overrides), plot=not args.no_plot)
+        config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
+        model_name=args.model_name)
     out = run_eval(opts)
     print(format_table(out["results"]))
     print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'results.json'}")
@@ -416,6 +420,8 @@ def add_eval_args(p) -> None:
     p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--base-model", help="sentence-transformers folder to fine-tune (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--model-name", help="display name for --base-model")
     p.add_argument("--no-plot", action="store_true")
 
 

@@ -115,7 +115,7 @@ def test_bm25_on_full_cranfield_excludes_every_judged_passage():
 
     pairs = load_input(icfg)
     corpus = load_mining_corpus(icfg, pairs)
-    assert len(corpus) == 1400
+    assert len(corpus) == 1398  # Cranfield's 1,400 documents less the 2 with empty text (skipped by read)
     cfg = MineConfig(sources={"bm25": 2}, k=2, range_min=2, range_max=50)
     src = MinedSource(BM25Miner(corpus), corpus, cfg)
     out = src(pairs)
