@@ -11,8 +11,9 @@ import re
 
 from synthgen.scorer import Scorer
 
-# A sentence ends at . ! ? followed by whitespace and an upper-case letter, digit or quote.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
+# A sentence ends at . ! ? followed by whitespace and an upper-case letter, digit or quote; or at a
+# free-standing " . " as in tokenised, lower-cased corpora (Cranfield: "... slipstream . an experimental").
+_SENTENCE_END = re.compile(r"(?<=\s[.!?])\s+|(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
 
 
 def split_sentences(text: str) -> list[str]:

@@ -22,6 +22,9 @@ POS = ("Queen bee lifespan. A queen honeybee can live for three to five years. "
 def test_split_sentences():
     assert split_sentences("One two. Three four! \"Five\" six? 7 is. e.g. lower") == [
         "One two.", "Three four!", "\"Five\" six?", "7 is. e.g. lower"]
+    # Tokenised, lower-cased text (Cranfield) marks sentence ends with a free-standing period.
+    assert split_sentences("wing in a slipstream . an experimental study was made . it worked") == [
+        "wing in a slipstream .", "an experimental study was made .", "it worked"]
 
 
 def test_removes_the_answer_sentence_not_the_title():
