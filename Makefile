@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-vllm generate test test-slow clean
+.PHONY: install install-vllm generate test test-slow eval bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,15 @@ generate: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# A/B of negative sources on ../shared/data/cranfield (all sources, 3 seeds): ~161 s on an H100, about an
+# hour on 2 shared CPU cores; e.g. ARGS='--max-train-queries 50 --seeds 2' for a shorter run. See README.
+eval: install
+	$(BIN)/synthgen eval $(ARGS)
+
+# synthgen stages vs the plain way (outputs/bench/results.json); ARGS='--rss-docs 100000' for a smaller corpus.
+bench: install
+	$(BIN)/python -m synthgen.bench $(ARGS)
 
 install-vllm: $(VSTAMP)
 

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("run", help="run folder")
     pu.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
     pu.add_argument("--private", action="store_true", help="create the repository as private")
-    from synthgen.eval_run import add_eval_args
+    from synthgen.eval_args import add_eval_args
 
     ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
     add_eval_args(ev)

@@ -38,17 +38,24 @@ from typing import Any
 import numpy as np
 
 from synthgen.config import Config, MineConfig
-from synthgen.evaluate import (EvalData, fill_negatives, judged_shares, load_eval_data, model_fingerprint,
-                               score_retriever, train_retriever)
+from synthgen.evaluate import (
+    EvalData,
+    fill_negatives,
+    judged_shares,
+    load_eval_data,
+    model_fingerprint,
+    score_retriever,
+    train_retriever,
+)
 from synthgen.generate import Backend, GenerateStep, LLMUsage
 from synthgen.pipeline import Pipeline, Step
 from synthgen.schema import CANDIDATE_COLUMNS, Batch, batch_len, empty_batch, take
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("none", "random", "bm25", "dense", "synthetic", "hybrid")
+from synthgen.eval_args import DEFAULT_DATA, SOURCES, add_eval_args  # noqa: F401 (light: imported by the CLI)
+
 HYBRID_ORDER = ("synthetic", "bm25", "dense")
-DEFAULT_DATA = "../shared/data/cranfield"
 
 
 @dataclass
@@ -188,9 +195,16 @@ def dense_st_source(data: EvalData, opts: EvalOptions, model) -> tuple[list, lis
 def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str
                     ) -> tuple[list, list, dict[str, Any]]:
     """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter."""
-    from synthgen.mine import (BM25Miner, CandidateSources, Corpus, DenseMiner, MinedSource, MixFilter)
-    from synthgen.prompt import load_templates
+    from synthgen.mine import (
+        BM25Miner,
+        CandidateSources,
+        Corpus,
+        DenseMiner,
+        MinedSource,
+        MixFilter,
+    )
     from synthgen.pipeline import query_batches
+    from synthgen.prompt import load_templates
     from synthgen.scorer import BiEncoderScorer, load_scorer
     from synthgen.validate import validation_steps
 
@@ -220,8 +234,8 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
         for batch in query_batches(data.train, 32):
             out, _ = pipe.run_batch(batch)
             kept.append(out)
-    from synthgen.schema import concat_batches
     from synthgen.mine import ROW_COLUMNS
+    from synthgen.schema import concat_batches
 
     rows = concat_batches(kept, ROW_COLUMNS)
     prefer = None
@@ -408,20 +422,3 @@ def cmd_eval(args) -> int:
     print(format_table(out["results"]))
     print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'results.json'}")
     return 0
-
-
-def add_eval_args(p) -> None:
-    p.add_argument("--data", default=DEFAULT_DATA, help="BEIR folder with qrels/train.tsv and qrels/test.tsv")
-    p.add_argument("--output", default="outputs/eval", help="results go to OUTPUT/<dataset>/")
-    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
-    p.add_argument("--seeds", type=int, default=3, help="number of training seeds (42, 43, ...)")
-    p.add_argument("--seed-start", type=int, default=42)
-    p.add_argument("--max-train-queries", type=int, help="sample this many train queries (all their positives)")
-    p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-seq-length", type=int, default=128)
-    p.add_argument("--base-model", help="sentence-transformers folder to fine-tune (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--model-name", help="display name for --base-model")
-    p.add_argument("--no-plot", action="store_true")
-
-

@@ -184,11 +184,16 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
                     max_seq_length: int = 128, max_steps: int | None = None) -> Any:
     """MultipleNegativesRankingLoss on (anchor, positive[, negative]); returns the trained model."""
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     try:  # sentence-transformers >= 6.1 moved these
         from sentence_transformers.base.sampler import BatchSamplers
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss,
+        )
     except ImportError:
         from sentence_transformers.losses import MultipleNegativesRankingLoss
         from sentence_transformers.training_args import BatchSamplers

@@ -7,10 +7,16 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import shared_dataset
-from synthgen.evaluate import EvalData, fill_negatives, judged_shares, ndcg_at_k, recall_at_k
+
 from synthgen.eval_run import compare, format_table
+from synthgen.evaluate import (
+    EvalData,
+    fill_negatives,
+    judged_shares,
+    ndcg_at_k,
+    recall_at_k,
+)
 
 
 def test_ndcg_graded_gains_by_hand():
@@ -165,10 +171,16 @@ def test_eval_results_json_shape_and_values(tiny_eval):
 
 def test_sources_without_training(tiny_eval):
     """random / bm25 / synthetic negatives on the same tiny data, checked against the qrels."""
-    from synthgen.config import Config
-    from synthgen.eval_run import EvalOptions, mined_source, packaged_model_path, synthgen_source
-    from synthgen.evaluate import load_eval_data
     from sentence_transformers import SentenceTransformer
+
+    from synthgen.config import Config
+    from synthgen.eval_run import (
+        EvalOptions,
+        mined_source,
+        packaged_model_path,
+        synthgen_source,
+    )
+    from synthgen.evaluate import load_eval_data
 
     folder, data_dir, _ = tiny_eval
     data = load_eval_data(data_dir)
