@@ -37,8 +37,11 @@ class DedupFilter(Filter):
         for rows in groups.values():
             negs = [normalise(batch["negative"][i]) for i in rows]
             pos = normalise(batch["positive"][rows[0]])
-            to_pos = process.cdist(negs, [pos], scorer=fuzz.ratio, dtype=np.float32)[:, 0]
-            among = process.cdist(negs, negs, scorer=fuzz.ratio, dtype=np.float32)
+            # score_cutoff lets rapidfuzz skip pairs that cannot reach the threshold (length bound) early.
+            to_pos = process.cdist(negs, [pos], scorer=fuzz.ratio, dtype=np.float32,
+                                   score_cutoff=self.cfg.positive_copy)[:, 0]
+            among = process.cdist(negs, negs, scorer=fuzz.ratio, dtype=np.float32,
+                                  score_cutoff=self.cfg.near_duplicate) if len(negs) > 1 else np.zeros((1, 1))
             seen: dict[str, int] = {}
             kept: list[int] = []  # positions within the group
             for k, i in enumerate(rows):
