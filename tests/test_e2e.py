@@ -14,7 +14,7 @@ def test_generate_cli_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "synthgen", "generate",
            "--set", f"output_dir={tmp_path}", "--set", "run_name=e2e",
            "--set", "input.max_queries=4", "--set", "llm.max_tokens=200",
-           "--set", "prompts.strategies=[minimal_edit,topic_near]"]
+           "--set", "prompts.strategies=[answer_removed,minimal_edit,topic_near]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = tmp_path / "e2e"
@@ -25,18 +25,21 @@ def test_generate_cli_end_to_end(tmp_path):
     assert triplets.column_names[:3] == ["anchor", "positive", "negative"]
     assert {"strategy", "model", "template_hash", "positive_score", "negative_score"} <= set(triplets.column_names)
     assert "reason" in rejects.column_names and all(rejects["reason"])
+    # answer_removed needs no model, so the run keeps rows whatever the 135M model writes.
+    assert len(triplets) >= 1
     for row in triplets:
         assert row["negative"].strip() != row["positive"].strip()
         assert row["negative_score"] < row["positive_score"]
-        assert row["model"] == "SmolLM2-135M-Instruct-Q4_1"
+        expected_model = "template" if row["strategy"] == "answer_removed" else "SmolLM2-135M-Instruct-Q4_1"
+        assert row["model"] == expected_model
 
     run = json.loads((folder / "run.json").read_text())
     counts = run["counts"]
-    assert counts["prompts"] == 4 * 2
+    assert counts["prompts"] + counts["not_applicable"] == 4 * 3
     assert counts["kept"] == len(triplets) and counts["rejected"] == len(rejects)
-    assert counts["not_applicable"] == 0
-    assert counts["kept"] + counts["rejected"] == counts["candidates"]
-    assert sum(v["kept"] + v["rejected"] for v in counts["per_strategy"].values()) == counts["candidates"]
+    # Every row is accounted for: candidates from the model or template, plus prompts that did not apply.
+    assert counts["kept"] + counts["rejected"] == counts["candidates"] + counts["not_applicable"]
+    assert sum(v["kept"] + v["rejected"] for v in counts["per_strategy"].values()) == counts["kept"] + counts["rejected"]
     assert run["llm"]["requests"] >= 6 and run["llm"]["completion_tokens"] > 0
     assert run["config"]["input"]["max_queries"] == 4
     assert "datasets" in run["versions"] and "scorer" in run
