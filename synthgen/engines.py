@@ -96,7 +96,7 @@ def llm_accounting(cfg: Config, backend: Backend, accepted: int, candidates: int
     engine = getattr(backend, "engine_info", None)
     if engine:
         out["engine"] = engine
-    backend_cfg = getattr(backend, "cfg", None)
-    if cfg.backend == "openai" and backend_cfg is not None:
-        out["concurrency"] = backend_cfg.concurrency  # raised to a full batch for a vLLM server
+    # same key for every backend: OpenAI-compatible clients report requests in flight (raised to a full
+    # batch for a vLLM server), vLLM in process the sequences it decodes together
+    out["concurrency"] = backend.concurrency
     return out

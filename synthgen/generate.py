@@ -118,6 +118,11 @@ class Backend:
     model: str
     usage: LLMUsage
 
+    @property
+    def concurrency(self) -> int | None:
+        """How many requests the engine works on at once (run.json["llm"]["concurrency"]); None if unknown."""
+        return None
+
     def open(self) -> None:
         """Start clients/engines; idempotent."""
 
@@ -159,6 +164,10 @@ class OpenAIBackend(Backend):
         self._client: openai.AsyncOpenAI | None = None
         self.successes = 0
         self.aborted: str | None = None  # set when the first `fail_fast_after` prompts all failed
+
+    @property
+    def concurrency(self) -> int:
+        return self.cfg.concurrency
 
     def open(self) -> None:
         if self._loop is not None:

@@ -178,6 +178,7 @@ class VLLMBackend(Backend):
         self.model = vcfg.served_model_name or vcfg.model or CONVERTED_MODEL_NAME  # final name set by open()
         self.engine_info: dict[str, Any] = {}
         self._llm: Any = None
+        self._max_num_seqs: int | None = None
         self._vllm: Any = None
         self._on_cpu = False
 
@@ -226,9 +227,17 @@ class VLLMBackend(Backend):
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
             raise ServerError(f"vLLM could not load {path}: {type(exc).__name__}: {first}") from None
         load_s = time.perf_counter() - t0
+        # read back from the engine (kept after close, for run.json): vLLM picks a default when unset
+        sched = getattr(getattr(getattr(self._llm, "llm_engine", None), "vllm_config", None), "scheduler_config", None)
+        self._max_num_seqs = getattr(sched, "max_num_seqs", None)
         self.engine_info = {"vllm": vllm.__version__, "model_path": path, "device": "cpu" if on_cpu else "gpu",
                             "dtype": dtype, "enforce_eager": eager, "load_seconds": round(load_s, 1), "multi": self.multi}
         log.info("vLLM engine ready in %.0f s", load_s)
+
+    @property
+    def concurrency(self) -> int | None:
+        """The engine's max_num_seqs: every prompt of a batch is submitted at once and vLLM decodes this many."""
+        return self._max_num_seqs or self.vcfg.max_num_seqs
 
     def close(self) -> None:
         if self._llm is None:

@@ -69,3 +69,35 @@ def test_kill9_then_resume(tmp_path):
     assert third["requests_sent"] == 0 and third["cache_hits"] == PROMPTS
     assert rows(load_from_disk(str(folder / "triplets"))) == rows(triplets)
     assert rows(load_from_disk(str(folder / "rejects"))) == rows(rejects)
+
+
+def port_open(port):
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_ctrl_c_keeps_what_arrived_and_stops_the_server(tmp_path):
+    import re
+
+    folder = tmp_path / "r"
+    proc = subprocess.Popen(command(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while cached_results(folder) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert "synthgen: interrupted" in err and "Traceback" not in err
+    # the embedded server it started is stopped, not left holding its port
+    port = int(re.search(r"starting .* on 127\.0\.0\.1:(\d+)", err).group(1))
+    assert "stopped" in err and not port_open(port)
+    kept = cached_results(folder)
+    assert 2 <= kept < PROMPTS, "the interrupt must land mid-run"
+    assert not (folder / "triplets").exists() and not (folder / "run.json").exists()
+
+    second = run_to_end(tmp_path)
+    # every result that arrived before the interrupt is reused; only the rest is sent
+    assert second["cache_hits"] == kept and second["requests_sent"] == PROMPTS - kept

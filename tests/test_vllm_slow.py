@@ -46,6 +46,7 @@ def _check_same_shape(folder, reference):
     assert t.column_names == TRIPLET_SCHEMA.names and r.column_names == REJECT_SCHEMA.names
     assert set(run) == set(run0)
     assert set(run0["llm"]) <= set(run["llm"])
+    assert isinstance(run["llm"]["concurrency"], int) and run["llm"]["concurrency"] >= 1
     counts = run["counts"]
     assert counts["prompts"] == 2 * 2
     assert counts["kept"] == len(t) and counts["rejected"] == len(r)
