@@ -45,6 +45,17 @@ def probe_server(base_url: str, api_key: str | None, timeout_s: float = 5.0) -> 
     return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
 
+def auto_response_format(models: list[dict[str, Any]]) -> str:
+    """What `llm.response_format: auto` sends to an external server, from its /models answer.
+
+    llama-cpp-python's server (it lists models as owned_by "me") rejects OpenAI's `json_schema` type with a
+    500 but takes a schema inside `json_object`; vLLM, llama.cpp's llama-server and hosted APIs take `json_schema`.
+    """
+    if models and all(m.get("owned_by") == "me" for m in models):
+        return "json_object_schema"
+    return "json_schema"
+
+
 def build_backend(cfg: Config, stack: contextlib.ExitStack, prompts_per_batch: int) -> Backend:
     """The configured backend, closed by `stack`; an embedded llama.cpp server is started and stopped by it.
 
@@ -72,7 +83,9 @@ def build_backend(cfg: Config, stack: contextlib.ExitStack, prompts_per_batch: i
                 llm_cfg = cfg.llm.model_copy(update={"concurrency": prompts_per_batch})
                 log.info("vLLM server detected: llm.concurrency %d -> %d (one pipeline batch in flight)",
                          cfg.llm.concurrency, prompts_per_batch)
-        fmt = "json_schema" if cfg.llm.response_format == "auto" else cfg.llm.response_format
+        fmt = auto_response_format(models) if cfg.llm.response_format == "auto" else cfg.llm.response_format
+        if cfg.llm.response_format == "auto":
+            log.info("llm.response_format auto -> %s for %s", fmt, cfg.llm.base_url)
         backend = OpenAIBackend(llm_cfg, cfg.llm.base_url, cfg.llm.model, fmt, n)
         backend.endpoint = cfg.llm.base_url
     else:

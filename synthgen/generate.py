@@ -244,8 +244,10 @@ class OpenAIBackend(Backend):
             self.usage.failures += 1
             self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
             if self.successes == 0 and self.usage.failures >= self.cfg.fail_fast_after and not self.aborted:
+                hint = ("; the server rejects this structured-output request: try llm.response_format="
+                        "json_object_schema, json_object or none" if "response_format" in str(exc) else "")
                 self.aborted = (f"the first {self.usage.failures} requests to {self.base_url} all failed "
-                                f"(last: {kind}: {str(exc)[:160]})")
+                                f"(last: {kind}: {str(exc)[:160]}){hint}")
             return None, f"{kind}: {str(exc)[:300]}", not _transient(exc)
         raise AssertionError("unreachable")
 

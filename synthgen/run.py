@@ -19,7 +19,7 @@ from synthgen.queries import synthesize_pairs
 from synthgen.read import InputStats, detect_format, finish_pairs, load_input_with_stats, sample_path
 from synthgen.schema import Batch, batch_len
 from synthgen.scorer import load_scorer
-from synthgen.validate import validation_steps
+from synthgen.validate import JudgeFilter, validation_steps
 from synthgen.write import package_versions, write_histograms, write_json, write_run
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ def generate(cfg: Config) -> Path:
         "llm": llm_accounting(cfg, backend, n_kept, candidates),
         "histograms": histograms,
         "scorer_pairs": {"scored": scorer.pairs_scored, "cache_hits": scorer.cache_hits},
+        **{"judge": step.counts() for step in steps if isinstance(step, JudgeFilter)},
         "config": config_to_dict(cfg),
         "versions": package_versions(),
     }

@@ -187,6 +187,10 @@ class JudgeFilter(Filter):
     def setup(self) -> None:
         self.backend.open()
 
+    def counts(self) -> dict[str, int]:
+        """For run.json / stats.json: rows asked, rows it dropped, and questions it failed to answer."""
+        return {"asked": self.asked, "said_answers": self.said_yes, "failures": self.failures}
+
     def decide(self, batch: Batch) -> list[str | None]:
         lo = self.cfg.max_relative - self.cfg.judge.band
         rows = [i for i, d in enumerate(batch["difficulty"]) if d is not None and lo <= d < self.cfg.max_relative]

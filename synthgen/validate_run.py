@@ -14,7 +14,7 @@ from synthgen.pipeline import Pipeline
 from synthgen.read import LoaderError, hf_dataset
 from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch
 from synthgen.scorer import load_scorer
-from synthgen.validate import validation_steps
+from synthgen.validate import JudgeFilter, validation_steps
 from synthgen.write import package_versions, write_histograms, write_json, write_run
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def validate_file(cfg: Config, input_path: str | Path, output: str | Path) -> di
         "versions": package_versions(),
     }
     for step in steps:
-        if step.name == "judge":
-            stats["judge"] = {"asked": step.asked, "said_answers": step.said_yes, "failures": step.failures}
+        if isinstance(step, JudgeFilter):
+            stats["judge"] = step.counts()
     write_json(stats, folder / "stats.json")
     from synthgen.card import write_card
 

@@ -63,9 +63,9 @@ def test_price_table_in_config_reaches_run_json_block():
     from synthgen.engines import llm_accounting
 
     cfg = load_config(None, ["llm.price_per_million={prompt: 1.0, completion: 4.0}"])
-    backend = SimpleNamespace(usage=SimpleNamespace(as_dict=lambda: dict(USAGE)))
+    backend = SimpleNamespace(usage=SimpleNamespace(as_dict=lambda: dict(USAGE)), concurrency=6)
     out = llm_accounting(cfg, backend, accepted=4, candidates=10)
-    assert out["backend"] == "openai"
+    assert out["backend"] == "openai" and out["concurrency"] == 6
     assert out["cost"]["total"] == pytest.approx(0.003 + 0.004)
     assert out["tokens_per_accepted_negative"] == 1000.0
 
@@ -153,3 +153,13 @@ def test_vllm_n_mode_parses_each_sample_and_counts_failures():
     assert u.completion_tokens == 6 * 5
     assert u.errors == {"ParseError (some of n samples)": 1, "ParseError": 1}
     assert backend.passages_per_prompt == 1
+
+
+def test_auto_response_format_follows_the_server():
+    from synthgen.engines import auto_response_format
+
+    llama_cpp_python = [{"id": "m", "object": "model", "owned_by": "me", "permissions": []}]
+    assert auto_response_format(llama_cpp_python) == "json_object_schema"
+    assert auto_response_format([{"id": "m", "owned_by": "vllm"}]) == "json_schema"
+    assert auto_response_format([{"id": "m", "owned_by": "llamacpp"}]) == "json_schema"
+    assert auto_response_format([]) == "json_schema"  # a server that does not list its models
