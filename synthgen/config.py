@@ -114,7 +114,7 @@ class ScorerConfig(_Section):
 class JudgeConfig(_Section):
     enabled: bool = Field(False, description="ask the LLM whether rows near the threshold answer the query")
     band: float = Field(0.15, gt=0, le=1, description="judge rows with difficulty in [max_relative - band, max_relative)")
-    max_tokens: int = Field(8, ge=1)
+    max_tokens: int = Field(16, ge=1, description="room for {\"answers\": false} with some whitespace")
 
 
 class ValidateConfig(_Section):
