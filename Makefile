@@ -34,8 +34,8 @@ generate: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# A/B of negative sources on ../shared/data/cranfield (all sources, 3 seeds): ~102 s on an H100, about an
-# hour on 2 shared CPU cores; e.g. ARGS='--max-train-queries 50 --seeds 2' for a shorter run. See README.
+# A/B of negative sources on ../shared/data/cranfield (all sources, 3 seeds): ~102 s on an H100, ~2.5 h on
+# 2 CPU cores; e.g. ARGS='--max-train-queries 50 --seeds 2' (~45 min) for a shorter run. See README.
 eval: install
 	$(BIN)/synthgen eval $(ARGS)
 
