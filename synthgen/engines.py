@@ -83,8 +83,9 @@ def build_backend(cfg: Config, stack: contextlib.ExitStack, prompts_per_batch: i
                 llm_cfg = cfg.llm.model_copy(update={"concurrency": prompts_per_batch})
                 log.info("vLLM server detected: llm.concurrency %d -> %d (one pipeline batch in flight)",
                          cfg.llm.concurrency, prompts_per_batch)
-        fmt = auto_response_format(models) if cfg.llm.response_format == "auto" else cfg.llm.response_format
-        if cfg.llm.response_format == "auto":
+        fmt = cfg.llm.response_format
+        if fmt == "auto":
+            fmt = auto_response_format(models)
             log.info("llm.response_format auto -> %s for %s", fmt, cfg.llm.base_url)
         backend = OpenAIBackend(llm_cfg, cfg.llm.base_url, cfg.llm.model, fmt, n)
         backend.endpoint = cfg.llm.base_url

@@ -115,7 +115,8 @@ def generate(cfg: Config) -> Path:
     from synthgen.card import write_card
 
     write_card(folder, info)  # README.md: the dataset card
-    log.info("kept %d of %d candidates (%d rejected rows)", n_kept, candidates, n_rejected)
+    log.info("kept %d of %d candidates (%d rejected; %d prompts not applicable, also in rejects/)", n_kept,
+             candidates, n_rejected - not_applicable, not_applicable)
     return folder
 
 

@@ -29,12 +29,8 @@ EN_STOPWORDS = frozenset(
 )
 
 
-def relative_threshold(pos: float, max_relative: float) -> float:
-    """The score at which a negative reaches `max_relative` difficulty."""
-    return pos - (1.0 - max_relative) * abs(pos)
-
-
 def difficulty(pos: float, neg: float) -> float | None:
+    """1 - (pos - neg) / |pos|: neg/pos for positive scores, and still below 1 under the positive for logits."""
     return None if pos == 0 else 1.0 - (pos - neg) / abs(pos)
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from synthgen.config import ScorerConfig, ValidateConfig
 from synthgen.scorer import BiEncoderScorer, Scorer
-from synthgen.validate import QualityFilter, ScoreFilter, relative_threshold
+from synthgen.validate import QualityFilter, ScoreFilter, difficulty
 
 
 class TableScorer(Scorer):
@@ -16,10 +16,12 @@ class TableScorer(Scorer):
         return [self.table[p] for p in pairs]
 
 
-def test_relative_threshold_positive_and_logit_scores():
-    assert relative_threshold(0.8, 0.95) == pytest.approx(0.76)
-    # Logits: -2.0 * 0.95 = -1.9 would sit ABOVE the positive; the threshold must stay below it.
-    assert relative_threshold(-2.0, 0.95) == pytest.approx(-2.1)
+def test_difficulty_threshold_positive_and_logit_scores():
+    # the score at which a negative reaches difficulty 0.95 (the max_relative default)
+    assert difficulty(0.8, 0.76) == pytest.approx(0.95)
+    # Logits: -2.0 * 0.95 = -1.9 would sit ABOVE the positive; difficulty 0.95 must stay below it.
+    assert difficulty(-2.0, -2.1) == pytest.approx(0.95)
+    assert difficulty(-2.0, -1.9) > 1.0
 
 
 def make_batch(negs):
