@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("run", help="run folder")
     pu.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
     pu.add_argument("--private", action="store_true", help="create the repository as private")
+    au = sub.add_parser("audit", help="measure validation on dense qrels: hide positives, run mine/generate, "
+                                      "count kept false negatives, compare with sentence-transformers' miner")
+    from synthgen.audit.command import add_audit_args
+
+    add_audit_args(au)
+    _add_config_args(au)
     from synthgen.eval_args import add_eval_args
 
     ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
@@ -71,6 +77,15 @@ def cmd_push(args: argparse.Namespace) -> int:
     from synthgen.push import push
 
     print(push(args.run, args.repo_id, args.private))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from synthgen.audit.command import run_audit
+
+    folder = run_audit(load_config(args.config, args.overrides), args)
+    print((folder / "audit.md").read_text(encoding="utf-8"))
+    print(folder)
     return 0
 
 
@@ -152,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from synthgen.push import PushError
 
     handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts, "mine": cmd_mine,
-                "export": cmd_export, "push": cmd_push, "eval": cmd_eval}
+                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "audit": cmd_audit}
     try:
         return handlers[args.command](args)
     except (ConfigError, LoaderError, PromptError, ServerError, RunAborted, PushError) as exc:

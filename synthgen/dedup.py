@@ -24,22 +24,27 @@ def normalise(text: str | None) -> str:
 
 
 class DedupFilter(Filter):
+    """Duplicates among a query's negatives, and near-copies of ANY known positive of the query (not only the
+    row's own: a copy of a sibling positive is just as much a false negative)."""
+
     name = "dedup"
 
-    def __init__(self, cfg: ValidateConfig):
+    def __init__(self, cfg: ValidateConfig, positives_by_query: dict[str, list[str]] | None = None):
         self.cfg = cfg
+        self.positives_by_query = positives_by_query or {}
 
     def decide(self, batch: Batch) -> list[str | None]:
         reasons: list[str | None] = [None] * len(batch["negative"])
         groups: dict[str, list[int]] = defaultdict(list)
         for i, qid in enumerate(batch["query_id"]):
             groups[qid].append(i)
-        for rows in groups.values():
+        for qid, rows in groups.items():
             negs = [normalise(batch["negative"][i]) for i in rows]
-            pos = normalise(batch["positive"][rows[0]])
+            known = self.positives_by_query.get(qid, []) + [batch["positive"][i] for i in rows]
+            pos = list(dict.fromkeys(normalise(p) for p in known))
             # score_cutoff lets rapidfuzz skip pairs that cannot reach the threshold (length bound) early.
-            to_pos = process.cdist(negs, [pos], scorer=fuzz.ratio, dtype=np.float32,
-                                   score_cutoff=self.cfg.positive_copy)[:, 0]
+            to_pos = process.cdist(negs, pos, scorer=fuzz.ratio, dtype=np.float32,
+                                   score_cutoff=self.cfg.positive_copy).max(axis=1)
             among = process.cdist(negs, negs, scorer=fuzz.ratio, dtype=np.float32,
                                   score_cutoff=self.cfg.near_duplicate) if len(negs) > 1 else np.zeros((1, 1))
             seen: dict[str, int] = {}

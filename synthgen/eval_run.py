@@ -227,7 +227,11 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
                     MinedSource(DenseMiner(model, model_name, model_ref, corpus, mcfg), corpus, mcfg)]
         quotas.update(bm25=1, dense=1)
     candidates = CandidateSources(sources)
-    steps = [candidates, *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(data.train["positive"]))),
+    from synthgen.schema import positives_by_query
+
+    steps = [candidates, *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(data.train["positive"])),
+                                           positives_by_query=positives_by_query(data.train),
+                                           random_pool=data.corpus),
              MixFilter(quotas)]
     kept: list[Batch] = []
     with Pipeline(steps) as pipe:

@@ -36,7 +36,8 @@ from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, confi
 from synthgen.dedup import normalise
 from synthgen.pipeline import Filter, Pipeline, Step, reason_key
 from synthgen.read import LoaderError, load_corpus, load_input, load_qrels, sample_path
-from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch
+from synthgen.schema import (CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch,
+                             positives_by_query)
 
 log = logging.getLogger(__name__)
 
@@ -480,6 +481,12 @@ def open_dense_model(cfg: MineConfig):
     return SentenceTransformer(cfg.dense_model, device=cfg.device), cfg.dense_model, cfg.dense_model
 
 
+def shares_model(scorer, dense: DenseMiner) -> bool:
+    """The validation scorer is the dense miner's model at the same max length: its embeddings can be reused."""
+    return getattr(scorer, "model", None) is dense.st_model and \
+        getattr(scorer, "max_length", None) == dense.cfg.max_seq_length
+
+
 def _count_by(batches: list[Batch], column: str) -> Counter:
     return Counter(v for b in batches for v in b.get(column, []))
 
@@ -538,9 +545,11 @@ def mine(cfg: Config) -> Path:
         candidates_step = CandidateSources(sources)
         steps = [candidates_step,
                  *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
-                                   backend, judge_template),
+                                   backend, judge_template, positives_by_query(pairs), corpus.texts),
                  MixFilter(quotas)]
         pipeline = stack.enter_context(Pipeline(steps))
+        if dense is not None and shares_model(scorer, dense):
+            scorer.preload(corpus.texts, dense.emb)  # the corpus is encoded once, not again by the scorer
         kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="mine")
 
     n_kept, n_rejected = write_run(folder, kept, rejects)
