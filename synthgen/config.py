@@ -124,11 +124,13 @@ class ValidateConfig(_Section):
     max_relative: float = Field(0.95, gt=0, description="drop a negative scoring >= this share of its positive's score")
     max_score: float | None = Field(None, description="drop a negative scoring >= this, whatever its positive scores")
     weak_positive: float | None = Field(
-        None, description="a positive scoring below this is not trusted as the reference; empty = 0.2 for the "
-                          "bi-encoder scorer, off for cross-encoders (set it on your scorer's scale)")
+        None, description="a positive scoring below this is not trusted as the reference: its negatives are judged by "
+                          "max_score alone, or rejected as weak_positive without one; empty = off (the audit measured "
+                          "it below the base rate of false negatives on NFCorpus: it discarded good negatives)")
     reference: Literal["weakest", "pair"] = Field(
-        "weakest", description="what a negative's score is compared with: the weakest known positive of its query "
-                               "(NV-Retriever TopK-PercPos, sentence-transformers' margin semantics) or the pair's own")
+        "pair", description="what a negative's score is compared with: the weakest known positive of its query "
+                               "(NV-Retriever TopK-PercPos, sentence-transformers' margin semantics) or the pair's own (default: with many "
+                               "loosely related positives the weakest one rejects nearly everything, see README)")
     near_positive: float | None = Field(
         0.2, ge=0, le=1, description="mined negatives: drop one whose similarity to its query's closest known positive "
         "reaches this quantile of the positives' own nearest-positive similarities (likely an unjudged positive); "
@@ -172,14 +174,16 @@ class MineConfig(_Section):
     """`synthgen mine`: negatives retrieved from the corpus (and optionally written by the LLM), mixed per pair."""
 
     sources: dict[Literal["synthetic", "bm25", "dense", "random"], int] = Field(
-        default_factory=lambda: {"bm25": 1, "dense": 1, "random": 1},
+        default_factory=lambda: {"dense": 1},
         description="validated negatives kept per (query, positive) pair from each source, e.g. "
                     "{synthetic: 2, bm25: 1, dense: 1}")
     k: int = Field(4, ge=1, description="candidates per (query, positive) pair and source before validation "
                                         "(>= each count; the surplus replaces rejected ones)")
     range_min: int = Field(0, ge=0, description="skip the range_min best-ranked non-positive passages "
                                                 "(likely unlabelled positives)")
-    range_max: int = Field(100, ge=1, description="mine only ranks below this (after removing the positives)")
+    range_max: int = Field(300, ge=1, description="mine only ranks below this (after removing the positives); "
+                                                  "deep enough that a query with many positives still has a "
+                                                  "candidate for each after near_positive")
     exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
                                                                  "of one of the query's positives (excluded)")
     dense_model: str | None = Field(None, description="sentence-transformers model name or path; empty = "

@@ -41,10 +41,8 @@ class DedupFilter(Filter):
         for qid, rows in groups.items():
             negs = [normalise(batch["negative"][i]) for i in rows]
             known = self.positives_by_query.get(qid, []) + [batch["positive"][i] for i in rows]
-            pos = list(dict.fromkeys(normalise(p) for p in known))
-            # score_cutoff lets rapidfuzz skip pairs that cannot reach the threshold (length bound) early.
-            to_pos = process.cdist(negs, pos, scorer=fuzz.ratio, dtype=np.float32,
-                                   score_cutoff=self.cfg.positive_copy).max(axis=1)
+            copies = CopyIndex([normalise(p) for p in known], self.cfg.positive_copy)
+            to_pos = [copies.best(n) for n in negs]
             among = process.cdist(negs, negs, scorer=fuzz.ratio, dtype=np.float32,
                                   score_cutoff=self.cfg.near_duplicate) if len(negs) > 1 else np.zeros((1, 1))
             seen: dict[str, int] = {}
@@ -67,6 +65,25 @@ class DedupFilter(Filter):
 def _length_window(threshold: float) -> float:
     """fuzz.ratio >= t needs shorter/longer >= t / (200 - t): pairs outside that can be skipped."""
     return threshold / (200.0 - threshold)
+
+
+class CopyIndex:
+    """Normalised reference texts sorted by length: `best(text)` compares a text only with the references
+    whose length allows a ratio above the threshold (most pairs are skipped without a comparison)."""
+
+    def __init__(self, refs: list[str], threshold: float):
+        self.refs = sorted(set(refs), key=len)
+        self.lengths = np.array([len(r) for r in self.refs])
+        self.threshold, self.window = threshold, _length_window(threshold)
+
+    def best(self, text: str) -> float:
+        """The highest fuzz.ratio of `text` with any reference, or 0 when none reaches the threshold."""
+        a = np.searchsorted(self.lengths, len(text) * self.window, side="left")
+        b = np.searchsorted(self.lengths, len(text) / self.window if self.window else np.inf, side="right")
+        if a >= b:
+            return 0.0
+        hit = process.extractOne(text, self.refs[a:b], scorer=fuzz.ratio, score_cutoff=self.threshold)
+        return float(hit[1]) if hit else 0.0
 
 
 class CollisionFilter(Filter):

@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rapidfuzz import fuzz, process
 from tqdm import tqdm
 
 from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, config_to_dict
-from synthgen.dedup import normalise
+from synthgen.dedup import CopyIndex, normalise
 from synthgen.pipeline import Filter, Pipeline, Step, reason_key
 from synthgen.read import LoaderError, load_corpus, load_input, load_qrels, sample_path
 from synthgen.schema import (CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch,
@@ -297,14 +296,11 @@ class MinedSource(Step):
     def setup(self) -> None:
         self.miner.setup()
 
-    def _excluded(self, idx: int, pos_ids: set[str], pos_norm: list[str]) -> str | None:
+    def _excluded(self, idx: int, pos_ids: set[str], copies: CopyIndex) -> str | None:
         if self.corpus.ids[idx] in pos_ids:
             return "positive_id"
-        if pos_norm:
-            best = process.extractOne(self.corpus.normalised(idx), pos_norm, scorer=fuzz.ratio,
-                                      score_cutoff=self.cfg.exclude_ratio)
-            if best is not None:
-                return "positive_text"
+        if copies.best(self.corpus.normalised(idx)):
+            return "positive_text"
         return None
 
     def __call__(self, pairs: Batch) -> Batch:
@@ -321,12 +317,12 @@ class MinedSource(Step):
         strategy = miner.strategy(cfg)
         for qid, rows, cands in zip(qids, groups.values(), ranked):
             pos_ids = {pairs["positive_id"][i] for i in rows}
-            pos_norm = list(dict.fromkeys(normalise(pairs["positive"][i]) for i in rows))
+            copies = CopyIndex([normalise(pairs["positive"][i]) for i in rows], cfg.exclude_ratio)
             kept: list[int] = []
             limit = cfg.range_max if miner.windowed else len(rows) * cfg.k
             for idx in cands:
                 self.examined += 1
-                why = self._excluded(idx, pos_ids, pos_norm)
+                why = self._excluded(idx, pos_ids, copies)
                 if why:
                     self.excluded[why] += 1
                     continue

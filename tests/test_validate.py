@@ -104,7 +104,7 @@ def test_reference_is_the_weakest_known_positive():
     scorer = TableScorer({("q", "p1"): 0.9, ("q", "p2"): 0.5, ("q", "n"): 0.6})
     batch = {"query_id": ["q"], "query": ["q"], "positive": ["p1"], "negative": ["n"]}
     known = {"q": ["p1", "p2"]}
-    weakest = ScoreFilter(scorer, ValidateConfig(random_floor=None), known)(dict(batch))
+    weakest = ScoreFilter(scorer, ValidateConfig(random_floor=None, reference="weakest"), known)(dict(batch))
     pair = ScoreFilter(scorer, ValidateConfig(random_floor=None, reference="pair"), known)(dict(batch))
     # 0.6 >= 0.95 x 0.5 (the weakest positive): answers; against its own positive (0.9) it is only 0.67
     assert weakest["reason"][0].startswith("answers_query") and weakest["difficulty"][0] == pytest.approx(1.2)

@@ -13,8 +13,9 @@ from typing import Any
 from synthgen.pipeline import reason_key
 from synthgen.schema import Batch
 
-# Rejections that pick among good rows (quotas), not judgements that a row is bad: not counted as catches.
-QUOTA_RULES = frozenset({"over_quota", "not_top_k"})
+# Rejections that pick among rows (quotas, a second copy of a passage another source already proposed), not
+# judgements that a row is bad: not counted as catches.
+QUOTA_RULES = frozenset({"over_quota", "not_top_k", "duplicate"})
 
 
 def _rows(batch: Batch) -> list[dict[str, Any]]:

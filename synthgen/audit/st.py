@@ -30,6 +30,22 @@ def open_mining_scorer(cfg: Config, corpus: dict[str, str]):
     return scorer, name
 
 
+def seed_st_cache(folder: Path, model, corpus: list[str], mining) -> None:
+    """Write the miner's corpus embeddings (same model, same max length, normalised) where `mine_hard_negatives`
+    looks for its embedding cache, so the sweep does not encode the corpus a second time. The file name follows
+    sentence-transformers 6.x (a hash of model name, prompts and the deduplicated corpus); if that scheme
+    changes, ST simply encodes the corpus itself and the numbers stay the same."""
+    import hashlib
+
+    texts = list(dict.fromkeys(corpus))
+    digest = hashlib.sha256(repr((model.model_card_data.base_model or "", None, None, texts)).encode()).hexdigest()
+    dest = folder / f"corpus_embeddings_{digest}.npy"
+    vectors = None if dest.exists() else mining.preloaded(texts)
+    if vectors is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(dest, vectors)
+
+
 def st_sweep(cfg: Config, split: AuditSplit, corpus: dict[str, str], mining, independent,
              opts: argparse.Namespace, settings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each setting: share of pairs with a negative, kept FN rate (negatives that are hidden positives) and
@@ -51,9 +67,10 @@ def st_sweep(cfg: Config, split: AuditSplit, corpus: dict[str, str], mining, ind
         ids_by_text.setdefault(text, set()).add(pid)
     qid_by_anchor = dict(zip(anchors, qids))
     model = mining.model
+    cache = Path(cfg.output_dir) / ".st-embeddings"
+    seed_st_cache(cache, model, list(corpus.values()), mining)
     old = model.max_seq_length
     model.max_seq_length = cfg.mine.max_seq_length  # the same model settings synthgen mined with
-    cache = Path(cfg.output_dir) / ".st-embeddings"
     out: dict[str, dict[str, Any]] = {}
     try:
         for name, kwargs in settings.items():
