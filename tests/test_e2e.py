@@ -6,6 +6,8 @@ import sys
 
 from datasets import load_from_disk
 
+from synthgen.degeneracy import degeneracy_reason
+
 from synthgen.config import LLMConfig
 from synthgen.generate import GenerateStep, OpenAIBackend
 
@@ -30,6 +32,7 @@ def test_generate_cli_end_to_end(tmp_path):
     for row in triplets:
         assert row["negative"].strip() != row["positive"].strip()
         assert row["negative_score"] < row["positive_score"]
+        assert degeneracy_reason(row["negative"]) is None  # no meta-talk, code debris, loops or cut-offs kept
         expected_model = "template" if row["strategy"] == "answer_removed" else "SmolLM2-135M-Instruct-Q4_1"
         assert row["model"] == expected_model
 

@@ -38,7 +38,7 @@ def add_audit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pipeline", choices=["mine", "generate"], default="mine", help="the command under audit")
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers mine_hard_negatives sweep")
-    p.add_argument("--independent-sample", type=int, default=200,
+    p.add_argument("--independent-sample", type=int, default=100,
                    help="kept negatives per setting scored by the independent model (it is slow on CPU; 0 = all)")
 
 
