@@ -173,10 +173,10 @@ class JudgeFilter(Filter):
 
     name = "judge"
 
-    def __init__(self, backend, template, cfg: ValidateConfig):
+    def __init__(self, backend, template, cfg: ValidateConfig, cache=None):
         from synthgen.prompt import make_env
 
-        self.backend, self.template, self.cfg = backend, template, cfg
+        self.backend, self.template, self.cfg, self.cache = backend, template, cfg, cache
         self.env = make_env()
         self.asked = self.said_yes = self.failures = 0
 
@@ -195,7 +195,11 @@ class JudgeFilter(Filter):
             return reasons
         prompts = [self.template.render(self.env, query=batch["query"][i], negative=batch["negative"][i],
                                         positive=batch["positive"][i], n=1) for i in rows]
-        answers = self.backend.ask(prompts, parse_judgement, JUDGE_SCHEMA, self.cfg.judge.max_tokens)
+        from synthgen.cache import cached_ask
+
+        # Cached like generations: a rerun or a threshold change does not ask the same question twice.
+        answers = cached_ask(self.backend, self.cache, prompts, parse_judgement, JUDGE_SCHEMA,
+                             self.cfg.judge.max_tokens, 0.0, task="judge")
         self.asked += len(rows)
         for i, (says_yes, error) in zip(rows, answers):
             if error is not None:
@@ -207,7 +211,7 @@ class JudgeFilter(Filter):
 
 
 def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[str],
-                     judge_backend=None, judge_template=None) -> list[Step]:
+                     judge_backend=None, judge_template=None, cache=None) -> list[Step]:
     """The validation stage as steps, cheapest first; `generate` and `synthgen validate` both use this."""
     from synthgen.dedup import CollisionFilter, DedupFilter
 
@@ -218,7 +222,7 @@ def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[st
     if cfg.judge.enabled:
         if judge_backend is None or judge_template is None:
             raise ValueError("validate.judge.enabled needs an LLM backend and a 'judge' template")
-        steps.append(JudgeFilter(judge_backend, judge_template, cfg))
+        steps.append(JudgeFilter(judge_backend, judge_template, cfg, cache))
     if cfg.top_k is not None:
         steps.append(HardestFilter(cfg.top_k))
     return steps
