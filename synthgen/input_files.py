@@ -30,7 +30,9 @@ def open_binary(path: Path) -> IO[bytes]:
 
 
 def raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of a possibly gzip-compressed file; a corrupt archive is one error."""
+    """(line number, bytes) of a possibly gzip-compressed file; an empty file or a corrupt archive is one error."""
+    if path.stat().st_size == 0:
+        raise LoaderError(f"{path}: empty file (0 bytes)")
     try:
         with open_binary(path) as fh:
             yield from enumerate(fh, 1)
