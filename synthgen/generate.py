@@ -234,6 +234,8 @@ class OpenAIBackend(Backend):
                         max_tokens=req.max_tokens,
                         **extra,
                     )
+                    if isinstance(resp, str):  # the openai client hands back a body that is not JSON as text
+                        raise ValueError(f"the server's answer is not JSON: {resp.strip()[:80]!r}")
                     if resp.usage is not None:
                         self.usage.prompt_tokens += resp.usage.prompt_tokens or 0
                         self.usage.completion_tokens += resp.usage.completion_tokens or 0

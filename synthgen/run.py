@@ -107,7 +107,7 @@ def generate(cfg: Config) -> Path:
             "per_strategy": per_strategy(kept, rejects),
         },
         "stages": {name: st.as_dict() for name, st in pipeline.stats.items()},
-        # This run only: prompts sent to the engine, and prompts answered from cache.sqlite (a resume).
+        # This run only: prompts sent to the engine, and prompts answered from the shared cache (a resume).
         "requests_sent": generate_step.requests_sent,
         "cache_hits": generate_step.cache_hits,
         "llm": llm_accounting(cfg, backend, n_kept, candidates),

@@ -73,9 +73,9 @@ def test_cached_failure_is_asked_again_only_with_a_larger_retry_budget(llama_ser
         assert (step.cache_hits, step.requests_sent, comp.error) == (1, 0, "ParseError: cached")
         cache.put_llm(key, {"passages": None, "error": "ParseError: cached", "max_retries": 0})
         step = GenerateStep(b, cache)
-        step._complete([PROMPT])
-        assert (step.cache_hits, step.requests_sent) == (0, 1) and b.usage.requests >= 1
-        assert cache.get_llm([key])[key]["error"] != "ParseError: cached"  # the new answer replaced it
+        (comp,) = step._complete([PROMPT])
+        assert (step.cache_hits, step.requests_sent) == (0, 1) and b.usage.requests >= 1, comp
+        assert cache.get_llm([key])[key]["error"] != "ParseError: cached", comp  # the new answer replaced it
     finally:
         b.close()
         cache.close()
