@@ -500,7 +500,6 @@ def mine(cfg: Config) -> Path:
     n_queries = len(set(pairs["query_id"]))
     log.info("%d queries, %d pairs, %d passages; per pair: %s", n_queries, batch_len(pairs), len(corpus),
              ", ".join(f"{n} {s}" for s, n in quotas.items()))
-
     with contextlib.ExitStack() as stack:
         stack.callback(cache.close)
         dense = None
