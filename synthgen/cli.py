@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_args(au)
     _add_config_args(au)
+    from synthgen.cache_cmd import add_cache_args
     from synthgen.eval_args import add_eval_args
+
+    add_cache_args(sub)
 
     ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
     add_eval_args(ev)
@@ -91,6 +94,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from synthgen.eval_run import cmd_eval as run
+
+    return run(args)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from synthgen.cache_cmd import cmd_cache as run
 
     return run(args)
 
@@ -167,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from synthgen.push import PushError
 
     handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts, "mine": cmd_mine,
-                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "audit": cmd_audit}
+                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "audit": cmd_audit, "cache": cmd_cache}
     try:
         return handlers[args.command](args)
     except (ConfigError, LoaderError, PromptError, ServerError, RunAborted, PushError) as exc:
@@ -176,6 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synthgen: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # e.g. a full disk while writing: the previous complete outputs are untouched
+        print(f"synthgen: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - never a bare traceback; -v shows it
+        if args.verbose:
+            raise
+        print(f"synthgen: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(rerun with -v for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ class VLLMConfig(_Section):
 
 
 class PromptConfig(_Section):
-    dir: str | None = Field(None, description="folder of templates; empty = the project's prompts/")
+    dir: str | None = Field(None, description="folder of templates; empty = the packaged ones (synthgen/prompts/)")
     # Default: the strategies that lean least on the model's judgement (measured with the 135M default
     # model) plus two instruction-only ones; [] runs every negative template in prompts/.
     strategies: list[str] = Field(
@@ -211,8 +211,11 @@ class MineConfig(_Section):
 
 
 class Config(_Section):
-    run_name: str | None = Field(None, description="folder under output_dir; empty = timestamp")
+    run_name: str | None = Field(None, description="folder under output_dir; empty = <command>-<input>-<hash of "
+                                                    "the output-affecting settings>")
     output_dir: str = "outputs"
+    cache_file: str | None = Field(None, description="LLM answers and scores shared by runs; "
+                                                     "empty = <output_dir>/cache.sqlite")
     batch_queries: int = Field(8, ge=1, description="queries per pipeline batch")
     backend: Literal["openai", "vllm"] = Field("openai", description="openai: an OpenAI-compatible server (llm.base_url, "
                                                "or the embedded llama.cpp one); vllm: vllm.LLM in process (vllm.*)")
@@ -245,12 +248,29 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _did_you_mean(loc: tuple) -> str:
+    """' (did you mean 'llm.temperature'?)' for an unknown key close to a known one, else ''."""
+    import difflib
+
+    model: Any = Config
+    for part in loc[:-1]:
+        fields = {(f.alias or n): f for n, f in model.model_fields.items()}
+        ann = getattr(fields.get(str(part)), "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return ""
+        model = ann
+    known = [f.alias or n for n, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?)" if close else ""
+
+
 def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "<root>"
     key = key.replace("validate_", "validate")
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"config error: {key}: {first['msg']}{more}"
+    hint = _did_you_mean(first["loc"]) if first["type"] == "extra_forbidden" else ""
+    return f"config error: {key}: {first['msg']}{hint}{more}"
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:

@@ -193,8 +193,9 @@ class OpenAIBackend(Backend):
 
     def cache_params(self) -> dict[str, Any]:
         c = self.cfg
+        # Not max_retries: a retry policy does not change an answer (cached failures record their retries).
         return {"model": self.model, "temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
-                "seed": c.seed, "response_format": self.format, "max_retries": c.max_retries}
+                "seed": c.seed, "response_format": self.format}
 
     async def _one(self, messages: list[dict[str, str]], req: "_Request") -> tuple[Any, str | None, bool]:
         def count_retry(_: Any) -> None:
@@ -233,6 +234,8 @@ class OpenAIBackend(Backend):
                         max_tokens=req.max_tokens,
                         **extra,
                     )
+                    if isinstance(resp, str):  # the openai client hands back a body that is not JSON as text
+                        raise ValueError(f"the server's answer is not JSON: {resp.strip()[:80]!r}")
                     if resp.usage is not None:
                         self.usage.prompt_tokens += resp.usage.prompt_tokens or 0
                         self.usage.completion_tokens += resp.usage.completion_tokens or 0
@@ -304,6 +307,11 @@ def _with_schema(fmt: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return dict(fmt)
 
 
+def _max_retries(backend: Backend) -> int:
+    cfg = getattr(backend, "cfg", None)
+    return getattr(cfg, "max_retries", 0)
+
+
 def _rendered(messages: list[dict[str, str]]) -> Completion:
     try:
         return Completion(parse_passages(messages[-1]["content"]), None)
@@ -332,6 +340,9 @@ class GenerateStep(Step):
         params = self.backend.cache_params()
         keys = [content_key(params, p) for p in prompts]
         known = self.cache.get_llm(keys) if self.cache is not None else {}
+        retries = _max_retries(self.backend)
+        # A failure cached under a smaller retry budget is asked again (with this run's retries).
+        known = {k: v for k, v in known.items() if v.get("error") is None or v.get("max_retries", 0) >= retries}
         first: dict[str, int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
@@ -340,7 +351,10 @@ class GenerateStep(Step):
 
         def persist(j: int, comp: Completion) -> None:
             if self.cache is not None and comp.cacheable:
-                self.cache.put_llm(todo[j], {"passages": comp.passages, "error": comp.error})
+                value = {"passages": comp.passages, "error": comp.error}
+                if comp.error is not None:
+                    value["max_retries"] = retries
+                self.cache.put_llm(todo[j], value)
 
         self.requests_sent += len(todo)
         fresh = dict(zip(todo, self.backend.complete([prompts[first[k]] for k in todo], on_result=persist)))
@@ -352,10 +366,13 @@ class GenerateStep(Step):
     def __call__(self, batch: Batch) -> Batch:
         prompts = [json.loads(m) for m in batch["messages"]]
         engines = batch.get("engine") or ["llm"] * len(prompts)
+        # Rows rejected upstream (not_applicable, when called outside a Pipeline) pass through unsent.
+        upstream = batch.get("reason") or [None] * len(prompts)
         # "template" strategies rendered their output themselves (e.g. the positive minus its answer).
-        by_llm = [i for i, e in enumerate(engines) if e != "template"]
-        completions: list[Completion] = [_rendered(prompts[i]) if e == "template" else None
-                                         for i, e in enumerate(engines)]
+        by_llm = [i for i, e in enumerate(engines) if e != "template" and upstream[i] is None]
+        completions: list[Completion] = [
+            Completion(None, None) if upstream[i] is not None else _rendered(prompts[i]) if e == "template" else None
+            for i, e in enumerate(engines)]
         for i, comp in zip(by_llm, self._complete([prompts[i] for i in by_llm]) if by_llm else []):
             completions[i] = comp
         out = empty_batch(CANDIDATE_COLUMNS + ["reason"])
@@ -369,5 +386,6 @@ class GenerateStep(Step):
                 out["model"].append("template" if engines[i] == "template" else self.backend.model)
                 for col in ("positive_score", "negative_score", "difficulty"):
                     out[col].append(None)
-                out["reason"].append(None if comp.error is None else f"generation_failed: {comp.error}")
+                out["reason"].append(upstream[i] if upstream[i] is not None else
+                                     None if comp.error is None else f"generation_failed: {comp.error}")
         return out

@@ -348,16 +348,16 @@ class MinedSource(Step):
 
 
 class SyntheticLLM(Step):
-    """The `generate` stage as a candidate source: prompt each pair with every strategy, parse the passages."""
+    """The `generate` stage as a candidate source (scorer: for answer_removed; cache: resume, as in generate)."""
 
     name = "synthetic"
 
-    def __init__(self, templates, backend):
+    def __init__(self, templates, backend, scorer=None, cache=None):
         from synthgen.generate import GenerateStep
         from synthgen.prompt import PromptStep
 
-        self.prompt = PromptStep(templates, backend.passages_per_prompt)
-        self.generate = GenerateStep(backend)
+        self.prompt = PromptStep(templates, backend.passages_per_prompt, scorer)
+        self.generate = GenerateStep(backend, cache)
         self.templates = templates
 
     def setup(self) -> None:
@@ -489,22 +489,22 @@ def _count_by(batches: list[Batch], column: str) -> Counter:
 
 def mine(cfg: Config) -> Path:
     from synthgen.card import write_card
-    from synthgen.run import open_backend, per_strategy, run_folder
+    from synthgen.run import open_backend, per_strategy, start_run
     from synthgen.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer, load_scorer
     from synthgen.validate import validation_steps
     from synthgen.write import package_versions, write_histograms, write_json, write_run
 
     t_start = time.perf_counter()
     mcfg = cfg.mine
-    folder = run_folder(cfg)
+    folder, cache = start_run(cfg, "mine")
     pairs = load_input(cfg.input)
     corpus = load_mining_corpus(cfg.input, pairs)
     quotas = {s: mcfg.sources[s] for s in MINE_SOURCES if mcfg.sources.get(s, 0) > 0}
     n_queries = len(set(pairs["query_id"]))
     log.info("%d queries, %d pairs, %d passages; per pair: %s", n_queries, batch_len(pairs), len(corpus),
              ", ".join(f"{n} {s}" for s, n in quotas.items()))
-
     with contextlib.ExitStack() as stack:
+        stack.callback(cache.close)
         dense = None
         if "dense" in quotas:
             dense_model, dense_name, dense_ref = open_dense_model(mcfg)
@@ -515,7 +515,7 @@ def mine(cfg: Config) -> Path:
             scorer = BiEncoderScorer(dense_model, EMBEDDED_SCORER_NAME, cfg.scorer)
         else:
             scorer = load_scorer(cfg.scorer)
-
+        scorer.attach(cache)
         backend = templates = judge_template = None
         synthetic_llm = "synthetic" in quotas and not mcfg.synthetic_from
         if synthetic_llm or cfg.validate_.judge.enabled:
@@ -530,7 +530,7 @@ def mine(cfg: Config) -> Path:
         for name in quotas:
             if name == "synthetic":
                 sources.append(SyntheticFile(mcfg.synthetic_from) if mcfg.synthetic_from
-                               else SyntheticLLM(templates, backend))
+                               else SyntheticLLM(templates, backend, scorer, cache))
             elif name == "bm25":
                 sources.append(MinedSource(BM25Miner(corpus), corpus, mcfg))
             elif name == "dense":
@@ -541,7 +541,7 @@ def mine(cfg: Config) -> Path:
         candidates_step = CandidateSources(sources)
         steps = [candidates_step,
                  *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
-                                   backend, judge_template, positives_by_query(pairs), corpus.texts),
+                                   backend, judge_template, positives_by_query(pairs), corpus.texts, cache=cache),
                  MixFilter(quotas)]
         pipeline = stack.enter_context(Pipeline(steps))
         if dense is not None and shares_model(scorer, dense):

@@ -1,4 +1,4 @@
-"""prompt: templates from `prompts/` rendered (sandboxed Jinja2) into chat messages, one per row x strategy.
+"""prompt: templates from `synthgen/prompts/` (or `prompts.dir`) rendered (sandboxed Jinja2) into chat messages, one per row x strategy.
 
 A template file is `<name>.j2`: a header comment holding YAML (name, description, strategy, kind, and
 optionally `system`, a system message), then the user message as Jinja2. Variables: query, positive, n.
@@ -52,9 +52,9 @@ class PromptTemplate:
 
 
 def default_prompts_dir() -> Path:
-    """The project's `prompts/` folder (next to the package in a checkout), else ./prompts."""
-    beside = Path(__file__).resolve().parent.parent / "prompts"
-    return beside if beside.is_dir() else Path("prompts")
+    """The templates shipped inside the package (`synthgen/prompts/`, package data, so a wheel has them too;
+    in a checkout the top-level `prompts/` is a link to the same folder)."""
+    return Path(__file__).resolve().parent / "prompts"
 
 
 def make_env() -> SandboxedEnvironment:
@@ -148,7 +148,7 @@ class PromptStep(Step):
         computed: dict[str, list] = {}
         if any("answer_removed" in t.needs for t in self.templates):
             computed["answer_removed"] = remove_answer_sentences(batch["query"], batch["positive"], self.scorer)
-        out = empty_batch(PROMPT_COLUMNS + ["reason"])
+        out = empty_batch(PROMPT_COLUMNS + ["source", "reason"])
         for i in range(len(batch["query"])):
             for t in self.templates:
                 extra = {name: computed[name][i] for name in t.needs}
@@ -161,5 +161,6 @@ class PromptStep(Step):
                 out["template_hash"].append(t.hash)
                 out["messages"].append(json.dumps(msgs, ensure_ascii=False))
                 out["engine"].append(t.engine)
+                out["source"].append("synthetic")  # a not_applicable row is still a synthetic-source row
                 out["reason"].append(f"not_applicable ({missing[0]}: nothing left of the positive)" if missing else None)
         return out

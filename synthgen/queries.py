@@ -51,26 +51,9 @@ def round_trip(queries: list[str], sources: list[int], corpus, scorer, top_k: in
     return reasons
 
 
-def cached_ask(backend, cache, prompts: list, temperature: float) -> list[tuple[str | None, str | None]]:
-    """backend.ask for the queries not yet in the run's cache; answers are cached, so a rerun resends none."""
-    from synthgen.cache import content_key
-
-    params = {**backend.cache_params(), "task": "query", "temperature": temperature}
-    keys = [content_key(params, p) for p in prompts]
-    known = cache.get_llm(keys) if cache is not None else {}
-    todo = [i for i, k in enumerate(keys) if k not in known]
-    fresh = backend.ask([prompts[i] for i in todo], parse_query, QUERY_SCHEMA, max_tokens=64,
-                        temperature=temperature) if todo else []
-    for i, (value, error) in zip(todo, fresh):
-        known[keys[i]] = {"query": value, "error": error}
-        if cache is not None and error is None:
-            cache.put_llm(keys[i], known[keys[i]])
-    return [(known[k]["query"], known[k]["error"]) for k in keys]
-
-
 def synthesize_pairs(cfg: Config, backend, scorer, stats: InputStats,
-                     cache=None) -> tuple[Batch, dict[str, Any]]:
-    """Corpus -> (query, positive) pairs; returns the pairs and counts for run.json."""
+                     cache=None) -> tuple[Batch, dict[str, Any], Batch]:
+    """Corpus -> (query, positive) pairs; returns the pairs, counts for run.json and the rejected queries."""
     from synthgen.mine import Corpus
 
     qcfg = cfg.queries
@@ -93,9 +76,23 @@ def synthesize_pairs(cfg: Config, backend, scorer, stats: InputStats,
             kinds.append(t.name)
     log.info("writing %d synthetic queries for %d passages (%s)", len(prompts), len(chosen),
              ", ".join(t.name for t in templates))
-    answers = cached_ask(backend, cache, prompts, temperature=cfg.llm.temperature)
+    from synthgen.cache import cached_ask
+
+    answers = cached_ask(backend, cache, prompts, parse_query, QUERY_SCHEMA, max_tokens=64,
+                         temperature=cfg.llm.temperature, task="query")
     written = [(a, s, k) for (a, err), s, k in zip(answers, sources, kinds) if err is None]
     failed = len(answers) - len(written)
+    # Queries that fail or are dropped go to rejects/ (stage "queries"): nothing is lost silently.
+    rejects = empty_batch(PAIR_COLUMNS + ["source", "strategy", "reason"])
+
+    def reject(query: str | None, src: int, kind: str, reason: str) -> None:
+        for col, val in zip(rejects, (f"syn-rejected-{len(rejects['query'])}", query or "", ids[src], texts[src],
+                                      "synthetic_query", kind, reason)):
+            rejects[col].append(val)
+
+    for (a, err), src, kind in zip(answers, sources, kinds):
+        if err is not None:
+            reject(None, src, kind, f"generation_failed: {err}")
     reasons = round_trip([a for a, _, _ in written], [s for _, s, _ in written], corpus, scorer,
                          qcfg.top_k, qcfg.bm25_candidates) if written else []
     pairs = empty_batch(PAIR_COLUMNS)
@@ -105,8 +102,10 @@ def synthesize_pairs(cfg: Config, backend, scorer, stats: InputStats,
         if reason is None:
             for col, val in zip(PAIR_COLUMNS, (f"syn-{len(pairs['query'])}", query, ids[src], texts[src])):
                 pairs[col].append(val)
+        else:
+            reject(query, src, kind, reason)
     dropped = Counter(r.split(" ", 1)[0] for r in reasons if r is not None)
     counts = {"passages": len(chosen), "written": len(written), "failed": failed, "kept": len(pairs["query"]),
               "dropped_by_reason": dict(dropped), "per_type": {k: dict(v) for k, v in per_type.items()}}
     log.info("synthetic queries: kept %d of %d (%s)", counts["kept"], len(written), dict(dropped))
-    return pairs, counts
+    return pairs, counts, rejects

@@ -24,13 +24,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from synthgen.config import InputConfig
+from synthgen.input_files import LoaderError, decode_line, load_data_file, raw_lines, suffix_of
 from synthgen.schema import PAIR_COLUMNS, Batch, empty_batch
 
 log = logging.getLogger(__name__)
-
-
-class LoaderError(ValueError):
-    """Bad input; the message is one line naming the file and the missing piece."""
 
 
 @dataclass
@@ -53,20 +50,20 @@ def sample_path() -> Path:
 
 
 def _lines(path: Path, stats: InputStats | None = None) -> Iterator[tuple[int, str]]:
-    """Non-empty lines, decoded as UTF-8 one by one: an undecodable line is skipped and counted."""
+    """Non-empty lines (gzip and a BOM handled), decoded as UTF-8 one by one: an undecodable line is skipped
+    and counted."""
     if not path.is_file():
         raise LoaderError(f"missing file: {path}")
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                if stats is None:
-                    raise LoaderError(f"{path}:{lineno}: invalid UTF-8") from None
-                stats.skip("invalid_utf8")
-                continue
-            if line.strip():
-                yield lineno, line
+    for lineno, raw in raw_lines(path):
+        try:
+            line = decode_line(raw, lineno)
+        except UnicodeDecodeError:
+            if stats is None:
+                raise LoaderError(f"{path}:{lineno}: invalid UTF-8") from None
+            stats.skip("invalid_utf8")
+            continue
+        if line.strip():
+            yield lineno, line
 
 
 def _jsonl(path: Path, stats: InputStats | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -74,7 +71,7 @@ def _jsonl(path: Path, stats: InputStats | None = None) -> Iterator[tuple[int, d
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise LoaderError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            raise LoaderError(f"{path}:{lineno}: invalid JSON ({exc.msg}; a truncated line?)") from None
         if not isinstance(row, dict):
             raise LoaderError(f"{path}:{lineno}: expected a JSON object")
         yield lineno, row
@@ -204,10 +201,7 @@ def hf_dataset(path: str, split: str):
     if p.is_dir() and ((p / "dataset_info.json").exists() or (p / "dataset_dict.json").exists()):
         ds = load_from_disk(str(p))
     elif p.is_file():
-        kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(p.suffix)
-        if kind is None:
-            raise LoaderError(f"{p}: unsupported file type {p.suffix!r} (use .jsonl, .parquet, .csv or a dataset folder)")
-        ds = load_dataset(kind, data_files=str(p), split="train")
+        ds = load_data_file(p)
     elif p.exists():
         raise LoaderError(f"{p}: not a `datasets` save_to_disk folder")
     else:  # a Hub id, for users who are online
@@ -256,7 +250,7 @@ def iter_corpus(cfg: InputConfig, stats: InputStats) -> Iterator[tuple[str, str]
     elif path.suffix == ".txt":
         for lineno, line in _lines(path, stats):
             yield f"line{lineno}", line.strip()
-    elif path.suffix in (".jsonl", ".json") and path.is_file():
+    elif suffix_of(path) in (".jsonl", ".json", ".jsonl.gz", ".json.gz") and path.is_file():
         for lineno, row in _jsonl(path, stats):
             yield str(row.get(cfg.id_field, f"line{lineno}")), str(_require(row, cfg.text_field, path, lineno) or "")
     else:
@@ -296,11 +290,11 @@ def detect_format(cfg: InputConfig, path: Path) -> str:
         if (path / "qrels").is_dir() or (path / "queries.jsonl").is_file():
             return "beir"
         return "hf" if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() else "corpus"
-    if path.suffix in (".parquet", ".csv"):
+    if suffix_of(path) in (".parquet", ".csv", ".csv.gz"):
         return "hf"
     if path.suffix == ".txt":
         return "corpus"
-    if path.suffix in (".jsonl", ".json") or path.exists():
+    if suffix_of(path) in (".jsonl", ".json", ".jsonl.gz", ".json.gz") or path.exists():
         return "pairs"
     return "hf"  # a Hub id
 
@@ -323,12 +317,18 @@ def load_input_with_stats(cfg: InputConfig) -> tuple[Batch, InputStats]:
 
 
 def finish_pairs(batch: Batch, cfg: InputConfig, stats: InputStats, where: str) -> Batch:
-    """Skip empty pairs, truncate long positives, cap the number of queries; error when nothing is left."""
+    """Skip empty and repeated pairs, truncate long positives, cap the queries; error when nothing is left."""
     keep = []
+    seen: set[tuple[str, str]] = set()
     for i, (q, p) in enumerate(zip(batch["query"], batch["positive"])):
         if not q.strip() or not p.strip():
             stats.skip("empty_text")
             continue
+        ids = (batch["query_id"][i], batch["positive_id"][i])
+        if ids in seen:  # the same judgement twice would double its negatives
+            stats.skip("duplicate_pair")
+            continue
+        seen.add(ids)
         if len(p) > cfg.max_passage_chars:
             batch["positive"][i] = p[: cfg.max_passage_chars]
             stats.truncated += 1

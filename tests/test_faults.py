@@ -48,6 +48,14 @@ def test_run_through_20_percent_faults_accounts_for_everything(llama_server, tmp
     assert failed == llm["failures"]
     assert counts["candidates"] >= counts["prompts"]  # every prompt gave passages or one failure row
     assert llm["failures"] < counts["prompts"]
+    # Every prompt is done or recorded failed: each (query, strategy) has rows in triplets/ or rejects/.
+    from datasets import load_from_disk
+
+    folder = tmp_path / "f"
+    seen = {(r["query_id"], r["strategy"]) for name in ("triplets", "rejects")
+            for r in load_from_disk(str(folder / name))}
+    assert len(seen) == counts["prompts"]
+    assert counts["kept"] + counts["rejected"] == counts["candidates"] + counts["not_applicable"]
 
 
 def test_all_requests_failing_stops_early(llama_server, tmp_path):

@@ -44,6 +44,15 @@ def test_corpus_only_generate_end_to_end(tmp_path):
     assert sq["passages"] == 4 and sq["written"] + sq["failed"] == 8
     assert sq["kept"] + sum(sq["dropped_by_reason"].values()) == sq["written"]
     assert run["input"]["queries"] == sq["kept"]
+    # Queries that failed or missed the round trip are rows in rejects/ (stage "queries"), not silent losses.
+    from datasets import load_from_disk
+
+    rejects = load_from_disk(str(tmp_path / "c" / "rejects"))
+    dropped = [r for r in rejects if r["stage"] == "queries"]
+    assert len(dropped) == sq["written"] - sq["kept"] + sq["failed"] == run["counts"]["queries_dropped"]
+    assert all(r["source"] == "synthetic_query" and r["reason"] for r in dropped)
+    counts = run["counts"]
+    assert counts["kept"] + counts["rejected"] == counts["candidates"] + counts["not_applicable"] + len(dropped)
     assert run["requests_sent"] == 0  # answer_removed writes negatives without the LLM
     assert run["llm"]["requests"] >= 8  # the 8 query prompts
     # A rerun reads the synthetic queries back from the run's cache: no request at all.

@@ -21,7 +21,7 @@ def command(out):
 
 
 def cached_results(folder):
-    db = folder / "cache.sqlite"
+    db = folder.parent / "cache.sqlite"  # the output folder's shared cache
     if not db.exists():
         return 0
     try:
@@ -101,3 +101,45 @@ def test_ctrl_c_keeps_what_arrived_and_stops_the_server(tmp_path):
     second = run_to_end(tmp_path)
     # every result that arrived before the interrupt is reused; only the rest is sent
     assert second["cache_hits"] == kept and second["requests_sent"] == PROMPTS - kept
+
+
+def test_kill9_during_the_final_write_then_rerun(llama_server, tmp_path):
+    """SIGKILL while triplets/ and rejects/ are being written: no half dataset is left looking finished,
+    and the rerun writes the complete outputs from the cache."""
+    cmd = [sys.executable, "-m", "synthgen", "generate", "--set", f"output_dir={tmp_path}", "--set", "run_name=w",
+           "--set", "prompts.strategies=[answer_removed]", "--set", f"llm.base_url={llama_server.base_url}",
+           "--set", f"llm.model={llama_server.model_name}"]
+    folder = tmp_path / "w"
+    marks = [folder / n for n in (".triplets.tmp", ".rejects.tmp", ".triplets.old", ".rejects.old")]
+    killed = False
+    for _ in range(5):  # the write takes a fraction of a second: retry until the kill lands inside it
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while proc.poll() is None and not any(m.exists() for m in marks):
+            time.sleep(0.001)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            killed = True
+            break
+        for sub in ("triplets", "rejects", "run.json"):  # it finished first: start over
+            path = folder / sub
+            if path.is_dir():
+                import shutil
+
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    assert killed, "the kill never landed inside the final write"
+    assert not (folder / "run.json").exists()
+    for name in ("triplets", "rejects"):  # either absent or a complete dataset, never a partial one
+        if (folder / name).exists():
+            load_from_disk(str(folder / name))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((folder / "run.json").read_text())
+    counts = info["counts"]
+    assert counts["kept"] == len(load_from_disk(str(folder / "triplets")))
+    assert counts["rejected"] == len(load_from_disk(str(folder / "rejects")))
+    assert counts["kept"] + counts["rejected"] == counts["candidates"] + counts["not_applicable"]
+    assert info["scorer_pairs"]["scored"] == 0  # every score came from the cache of the killed run
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".") and p.is_dir()]
