@@ -137,6 +137,10 @@ class ValidateConfig(_Section):
         "empty = off")
     near_positive_fallback: float | None = Field(
         None, description="near_positive threshold (cosine) for queries with a single known positive; empty = off")
+    mined_answers_query: Literal["auto", "on", "off"] = Field(
+        "auto", description="apply answers_query to mined passages: auto = only with a cross-encoder scorer (with "
+                            "the bi-encoder the miner itself ranked by, the audit measured it below chance; "
+                            "near_positive guards mined rows)")
     # Hardness: a floor from random passages, optional floors and a per-query cap.
     random_floor: float | None = Field(0.5, ge=0, le=1, description="drop a negative scoring below this quantile of "
                                        "random passages' scores for its query (0.5 = their median); empty = off")
@@ -184,6 +188,8 @@ class MineConfig(_Section):
     range_max: int = Field(300, ge=1, description="mine only ranks below this (after removing the positives); "
                                                   "deep enough that a query with many positives still has a "
                                                   "candidate for each after near_positive")
+    reuse: int = Field(2, ge=1, description="a mined passage may be the negative of up to this many positives of "
+                                             "the same query when the window has too few for all of them")
     exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
                                                                  "of one of the query's positives (excluded)")
     dense_model: str | None = Field(None, description="sentence-transformers model name or path; empty = "

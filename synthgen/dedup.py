@@ -24,7 +24,7 @@ def normalise(text: str | None) -> str:
 
 
 class DedupFilter(Filter):
-    """Duplicates among a query's negatives, and near-copies of ANY known positive of the query (not only the
+    """Duplicates among the negatives of a (query, positive) pair, and near-copies of ANY known positive of the query (not only the
     row's own: a copy of a sibling positive is just as much a false negative)."""
 
     name = "dedup"
@@ -45,18 +45,21 @@ class DedupFilter(Filter):
             to_pos = [copies.best(n) for n in negs]
             among = process.cdist(negs, negs, scorer=fuzz.ratio, dtype=np.float32,
                                   score_cutoff=self.cfg.near_duplicate) if len(negs) > 1 else np.zeros((1, 1))
-            seen: dict[str, int] = {}
+            # Repeats count within a (query, positive) pair: one passage may be the negative of several
+            # positives of a query (as in sentence-transformers' miner), never twice for the same pair.
+            pair = [batch["positive_id"][i] if batch.get("positive_id") else batch["positive"][i] for i in rows]
+            seen: dict[tuple, int] = {}
             kept: list[int] = []  # positions within the group
             for k, i in enumerate(rows):
-                if negs[k] in seen:
-                    reasons[i] = f"duplicate (of row {rows[seen[negs[k]]]})"
+                if (pair[k], negs[k]) in seen:
+                    reasons[i] = f"duplicate (of row {rows[seen[(pair[k], negs[k])]]})"
                 elif to_pos[k] >= self.cfg.positive_copy:
                     reasons[i] = f"copies_positive (ratio={to_pos[k]:.1f})"
                 else:
-                    near = [j for j in kept if among[k, j] >= self.cfg.near_duplicate]
+                    near = [j for j in kept if pair[j] == pair[k] and among[k, j] >= self.cfg.near_duplicate]
                     if near:
                         reasons[i] = f"near_duplicate (ratio={among[k, near[0]]:.1f} with row {rows[near[0]]})"
-                seen.setdefault(negs[k], k)
+                seen.setdefault((pair[k], negs[k]), k)
                 if reasons[i] is None:
                     kept.append(k)
         return reasons

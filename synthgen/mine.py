@@ -331,7 +331,9 @@ class MinedSource(Step):
                     break
             window = kept[cfg.range_min:] if miner.windowed else kept
             for j, i in enumerate(rows):
-                mine = window[j::len(rows)][:cfg.k]  # round-robin: each positive gets distinct, equally hard ones
+                # Round-robin: each positive gets distinct, equally hard ones; when the window is short a
+                # passage serves up to `reuse` positives of the query (its repeats come after every first use).
+                mine = (window * cfg.reuse)[j::len(rows)][:cfg.k]
                 self.short_pairs += len(mine) < cfg.k
                 for idx in mine:
                     for col in ("query_id", "query", "positive_id", "positive"):

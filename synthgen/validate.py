@@ -104,10 +104,16 @@ class ScoreFilter(Step):
         self.weak_below = cfg.weak_positive if cfg.weak_positive is not None else scorer.default_weak_positive
         self.positives_by_query = positives_by_query or {}
         self.random_pool = random_pool or []
+        from synthgen.scorer import CrossEncoderScorer
 
-    def reason(self, pos: float, neg: float, d: float, floor: float | None = None) -> str | None:
+        mode = cfg.mined_answers_query
+        self.judge_mined = mode == "on" or (mode == "auto" and isinstance(scorer, CrossEncoderScorer))
+
+    def reason(self, pos: float, neg: float, d: float, floor: float | None = None, judge: bool = True) -> str | None:
         cfg = self.cfg
         scores = f"neg={neg:.4f}, pos={pos:.4f}"
+        if not judge:
+            return self._hardness(scores, neg, d, floor)
         if cfg.max_score is not None and neg >= cfg.max_score:
             return f"answers_query (absolute: {scores} >= max_score={cfg.max_score})"
         weak = self.weak_below is not None and pos < self.weak_below
@@ -116,6 +122,10 @@ class ScoreFilter(Step):
             return f"weak_positive ({scores}; positive below {self.weak_below}, no max_score to fall back on)"
         if not weak and d >= cfg.max_relative:
             return f"answers_query (relative: {scores}, difficulty={d:.3f} >= {cfg.max_relative})"
+        return self._hardness(scores, neg, d, floor)
+
+    def _hardness(self, scores: str, neg: float, d: float, floor: float | None) -> str | None:
+        cfg = self.cfg
         if cfg.min_score is not None and neg < cfg.min_score:
             return f"too_easy ({scores} < min_score={cfg.min_score})"
         if cfg.min_relative is not None and d < cfg.min_relative:
@@ -157,8 +167,9 @@ class ScoreFilter(Step):
             "positive_score": pos,
             "negative_score": neg,
             "difficulty": diffs,
-            "reason": [self.reason(r, s, d, floors.get(q))
-                       for r, s, d, q in zip(ref, neg, diffs, batch["query_id"])],
+            "reason": [self.reason(r, s, d, floors.get(q), self.judge_mined or not nid)
+                       for r, s, d, q, nid in zip(ref, neg, diffs, batch["query_id"],
+                                                  batch.get("negative_id") or [None] * n)],
         }
 
 

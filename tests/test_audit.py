@@ -33,7 +33,7 @@ def test_metrics_exact_counts():
     out = audit_rows(kept, rejected, HIDDEN, pairs_per_source=4)
     o = out["overall"]
     assert (o["kept"], o["kept_mined"], o["kept_false_negatives"], o["fn_rate"]) == (3, 2, 1, 0.5)
-    # hidden positives among judged candidates: h1 (kept), h2 (caught); h3 was dropped by a quota, not judged
+    # distinct hidden positives among judged candidates: h1 (kept), h2 (caught); h3 was dropped by a quota
     assert (o["hidden_in_candidates"], o["caught"], o["catch_rate"]) == (2, 1, 0.5)
     assert (o["pairs_with_negative"], o["pair_yield"]) == (3, 0.75)
     assert out["rules"]["near_positive"] == {"fired": 2, "fired_mined": 2, "hidden_positives": 1, "precision": 0.5}
@@ -118,9 +118,9 @@ def test_audit_command_on_a_crafted_corpus(tmp_path, capsys):
     assert o["kept"] == len(kept["negative"]) and o["kept_false_negatives"] == fn
     # Every passage but the visible positives is a random candidate (k=8 covers them): all 4 hidden ones are in.
     rejected = load_from_disk(str(out_folder / "mine" / "rejects")).to_dict()
-    in_candidates = sum(n in hidden[q] for q, n in zip(kept["query_id"] + rejected["query_id"],
-                                                    kept["negative_id"] + rejected["negative_id"]))
-    assert in_candidates == 4
+    in_candidates = {(q, n) for q, n in zip(kept["query_id"] + rejected["query_id"],
+                                            kept["negative_id"] + rejected["negative_id"]) if n in hidden[q]}
+    assert len(in_candidates) == 4 == o["hidden_in_candidates"]
     # The on-topic passages the pipeline cannot see look like the visible ones: near_positive catches them.
     assert result["synthgen"]["rules"]["near_positive"]["hidden_positives"] >= 3 and fn <= 1
     # ST with no margin takes each query's most similar non-positive: a hidden positive, for every pair.

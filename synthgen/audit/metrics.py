@@ -40,16 +40,19 @@ def source_metrics(kept: list[dict], rejected: list[dict], hidden: dict[str, set
 
     mined_kept = [r for r in kept if r.get("negative_id")]
     judged_rejects = [r for r in rejected if r.get("negative") and reason_key(r["reason"]) not in QUOTA_RULES]
-    fn_candidates = sum(map(is_fn, kept)) + sum(map(is_fn, judged_rejects))
+    # Distinct (query, hidden positive): one passage may be offered to several positives of its query.
+    kept_hidden = {(r["query_id"], r["negative_id"]) for r in kept if is_fn(r)}
+    rejected_hidden = {(r["query_id"], r["negative_id"]) for r in judged_rejects if is_fn(r)}
+    caught = rejected_hidden - kept_hidden
     with_negative = {(r["query_id"], r["positive_id"]) for r in kept}
     return {
         "kept": len(kept),
         "kept_mined": len(mined_kept),
         "kept_false_negatives": sum(map(is_fn, kept)),
         "fn_rate": _rate(sum(map(is_fn, kept)), len(mined_kept)),
-        "hidden_in_candidates": fn_candidates,
-        "caught": sum(map(is_fn, judged_rejects)),
-        "catch_rate": _rate(sum(map(is_fn, judged_rejects)), fn_candidates),
+        "hidden_in_candidates": len(kept_hidden | rejected_hidden),
+        "caught": len(caught),
+        "catch_rate": _rate(len(caught), len(kept_hidden | rejected_hidden)),
         "pairs_with_negative": len(with_negative),
         "pair_yield": _rate(len(with_negative), pairs),
         "mean_negative_score": _mean([r.get("negative_score") for r in kept]),
