@@ -181,14 +181,14 @@ class MineConfig(_Section):
         default_factory=lambda: {"dense": 1},
         description="validated negatives kept per (query, positive) pair from each source, e.g. "
                     "{synthetic: 2, bm25: 1, dense: 1}")
-    k: int = Field(4, ge=1, description="candidates per (query, positive) pair and source before validation "
+    k: int = Field(16, ge=1, description="candidates per (query, positive) pair and source before validation "
                                         "(>= each count; the surplus replaces rejected ones)")
     range_min: int = Field(0, ge=0, description="skip the range_min best-ranked non-positive passages "
                                                 "(likely unlabelled positives)")
     range_max: int = Field(300, ge=1, description="mine only ranks below this (after removing the positives); "
                                                   "deep enough that a query with many positives still has a "
                                                   "candidate for each after near_positive")
-    reuse: int = Field(2, ge=1, description="a mined passage may be the negative of up to this many positives of "
+    reuse: int = Field(3, ge=1, description="a mined passage may be the negative of up to this many positives of "
                                              "the same query when the window has too few for all of them")
     exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
                                                                  "of one of the query's positives (excluded)")
