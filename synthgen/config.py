@@ -110,6 +110,8 @@ class ScorerConfig(_Section):
     model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(256, ge=16)
+    query_prompt: str | None = Field(None, description="bi-encoder: text put before each query (E5: 'query: ')")
+    passage_prompt: str | None = Field(None, description="bi-encoder: text put before each passage (E5: 'passage: ')")
     device: str = "cpu"
 
 
@@ -196,6 +198,8 @@ class MineConfig(_Section):
                                                       "packaged all-MiniLM-L6-v2")
     batch_size: int = Field(64, ge=1, description="texts per encode batch")
     max_seq_length: int = Field(256, ge=16, description="dense model's max tokens per text")
+    query_prompt: str | None = Field(None, description="dense: text put before each query (E5: 'query: ')")
+    passage_prompt: str | None = Field(None, description="dense: text put before each passage (E5: 'passage: ')")
     chunk_size: int = Field(4096, ge=1, description="corpus rows per exact-search chunk (bounds memory)")
     cache_dir: str | None = Field(None, description="corpus embeddings cache; empty = ~/.cache/synthgen/embeddings")
     device: str = "cpu"
