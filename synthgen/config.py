@@ -110,6 +110,8 @@ class ScorerConfig(_Section):
     model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(256, ge=16)
+    query_prompt: str | None = Field(None, description="bi-encoder: text put before each query (E5: 'query: ')")
+    passage_prompt: str | None = Field(None, description="bi-encoder: text put before each passage (E5: 'passage: ')")
     device: str = "cpu"
 
 
@@ -181,14 +183,14 @@ class MineConfig(_Section):
         default_factory=lambda: {"dense": 1},
         description="validated negatives kept per (query, positive) pair from each source, e.g. "
                     "{synthetic: 2, bm25: 1, dense: 1}")
-    k: int = Field(4, ge=1, description="candidates per (query, positive) pair and source before validation "
+    k: int = Field(16, ge=1, description="candidates per (query, positive) pair and source before validation "
                                         "(>= each count; the surplus replaces rejected ones)")
     range_min: int = Field(0, ge=0, description="skip the range_min best-ranked non-positive passages "
                                                 "(likely unlabelled positives)")
     range_max: int = Field(300, ge=1, description="mine only ranks below this (after removing the positives); "
                                                   "deep enough that a query with many positives still has a "
                                                   "candidate for each after near_positive")
-    reuse: int = Field(2, ge=1, description="a mined passage may be the negative of up to this many positives of "
+    reuse: int = Field(3, ge=1, description="a mined passage may be the negative of up to this many positives of "
                                              "the same query when the window has too few for all of them")
     exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
                                                                  "of one of the query's positives (excluded)")
@@ -196,6 +198,8 @@ class MineConfig(_Section):
                                                       "packaged all-MiniLM-L6-v2")
     batch_size: int = Field(64, ge=1, description="texts per encode batch")
     max_seq_length: int = Field(256, ge=16, description="dense model's max tokens per text")
+    query_prompt: str | None = Field(None, description="dense: text put before each query (E5: 'query: ')")
+    passage_prompt: str | None = Field(None, description="dense: text put before each passage (E5: 'passage: ')")
     chunk_size: int = Field(4096, ge=1, description="corpus rows per exact-search chunk (bounds memory)")
     cache_dir: str | None = Field(None, description="corpus embeddings cache; empty = ~/.cache/synthgen/embeddings")
     device: str = "cpu"

@@ -212,7 +212,8 @@ class DenseMiner(Miner):
         self.cache_hit = False
         self.encode_seconds = 0.0
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], prompt: str | None = None) -> np.ndarray:
+        texts = [prompt + t for t in texts] if prompt else texts
         old = self.st_model.max_seq_length
         self.st_model.max_seq_length = self.cfg.max_seq_length  # the scorer may share this model
         try:
@@ -225,6 +226,8 @@ class DenseMiner(Miner):
     def cache_key(self) -> str:
         key = {"identity": model_identity(self.model_ref), "max_seq_length": self.cfg.max_seq_length,
                "normalize": True, "corpus": self.corpus.fingerprint, "docs": len(self.corpus)}
+        if self.cfg.passage_prompt:  # keys without a prompt stay as they were
+            key["passage_prompt"] = self.cfg.passage_prompt
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
     def setup(self) -> None:
@@ -249,7 +252,7 @@ class DenseMiner(Miner):
         try:
             with tqdm(total=len(self.corpus), desc="dense: encode corpus", unit="doc") as bar:
                 for start in range(0, len(self.corpus), step):
-                    vecs = self._encode(self.corpus.texts[start:start + step])
+                    vecs = self._encode(self.corpus.texts[start:start + step], self.cfg.passage_prompt)
                     if mm is None:
                         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                                        shape=(len(self.corpus), vecs.shape[1]))
@@ -269,7 +272,7 @@ class DenseMiner(Miner):
 
     def rank(self, query_ids: list[str], queries: list[str], depth: int) -> list[list[int]]:
         self.setup()
-        idx, _ = exact_top_k(self._encode(queries), self.emb, depth, self.cfg.chunk_size)
+        idx, _ = exact_top_k(self._encode(queries, self.cfg.query_prompt), self.emb, depth, self.cfg.chunk_size)
         return idx.tolist()
 
 
@@ -482,7 +485,8 @@ def open_dense_model(cfg: MineConfig):
 def shares_model(scorer, dense: DenseMiner) -> bool:
     """The validation scorer is the dense miner's model at the same max length: its embeddings can be reused."""
     return getattr(scorer, "model", None) is dense.st_model and \
-        getattr(scorer, "max_length", None) == dense.cfg.max_seq_length
+        getattr(scorer, "max_length", None) == dense.cfg.max_seq_length and \
+        getattr(scorer, "passage_prompt", None) == (dense.cfg.passage_prompt or "")
 
 
 def _count_by(batches: list[Batch], column: str) -> Counter:

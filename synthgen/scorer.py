@@ -88,6 +88,8 @@ class BiEncoderScorer(Scorer):
         super().__init__(cfg)
         self.model, self.name, self.batch_size, self.max_length = model, name, cfg.batch_size, cfg.max_length
         self.model.max_seq_length = cfg.max_length
+        # Instruction prefixes some encoders are trained with (E5: "query: " / "passage: "), as ST's `prompt=`.
+        self.query_prompt, self.passage_prompt = cfg.query_prompt or "", cfg.passage_prompt or ""
         self._emb: dict[str, np.ndarray] = {}
         self._rows: dict[str, int] = {}  # text -> row of `_matrix`, embeddings computed elsewhere (preload)
         self._matrix: np.ndarray | None = None
@@ -106,25 +108,29 @@ class BiEncoderScorer(Scorer):
         self._emb.update(zip(order, vecs))
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
-        self._encode([q for q, _ in pairs] + [p for _, p in pairs])
-        return [float(np.dot(self._emb[q], self._emb[p])) for q, p in pairs]
+        qs = [self.query_prompt + q for q, _ in pairs]
+        ps = [self.passage_prompt + p for _, p in pairs]
+        self._encode(qs + ps)
+        return [float(np.dot(self._emb[q], self._emb[p])) for q, p in zip(qs, ps)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Normalised embeddings, each distinct text encoded once per run (near_positive uses them)."""
-        self._encode(list(texts))
-        return np.stack([self._emb[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
+        """Normalised passage embeddings, each distinct text encoded once per run (near_positive uses them)."""
+        keys = [self.passage_prompt + t for t in texts]
+        self._encode(keys)
+        return np.stack([self._emb[k] for k in keys]) if texts else np.zeros((0, 1), dtype=np.float32)
 
     def preload(self, texts: list[str], matrix: np.ndarray) -> None:
         """Reuse embeddings already computed with the same model and max length (the miner's corpus, possibly
         memory-mapped): a row is read only when its text is scored."""
-        self._rows = {t: i for i, t in enumerate(texts)}
+        self._rows = {self.passage_prompt + t: i for i, t in enumerate(texts)}
         self._matrix = matrix
 
     def preloaded(self, texts: list[str]) -> np.ndarray | None:
         """The preloaded embeddings of these texts (None unless every one of them was preloaded)."""
-        if not texts or any(t not in self._rows for t in texts):
+        keys = [self.passage_prompt + t for t in texts]
+        if not texts or any(k not in self._rows for k in keys):
             return None
-        return np.stack([self._matrix[self._rows[t]] for t in texts]).astype(np.float32)
+        return np.stack([self._matrix[self._rows[k]] for k in keys]).astype(np.float32)
 
 
 class E5Scorer(Scorer):

@@ -205,3 +205,17 @@ def test_synthetic_rows_from_an_earlier_run_join_the_mined_ones(tmp_path):
     assert out["negative_score"][0] is None  # scored again by this run's validation
     assert step.rows == {"synthetic": 3, "bm25": 2}
     assert len({len(v) for v in out.values()}) == 1
+
+
+def test_dense_miner_puts_prompts_before_texts(tmp_path, minilm):
+    corpus = Corpus(["a", "b"], ["Rayleigh scattering makes the sky blue.", "Espresso is strong coffee."])
+    cfg = MineConfig(sources={"dense": 1}, query_prompt="query: ", passage_prompt="passage: ",
+                     cache_dir=str(tmp_path), max_seq_length=64)
+    miner = DenseMiner(minilm, "m", "m-ref", corpus, cfg)
+    miner.setup()
+    minilm.max_seq_length = 64
+    expected = minilm.encode(["passage: " + t for t in corpus.texts], normalize_embeddings=True)
+    assert np.allclose(np.asarray(miner.emb), expected, atol=1e-5)
+    plain = DenseMiner(minilm, "m", "m-ref", corpus, cfg.model_copy(update={"passage_prompt": None}))
+    assert plain.cache_key() != miner.cache_key()  # a prompt is another cache entry
+    assert miner.rank(["q"], ["why is the sky blue"], 1) == [[0]]

@@ -154,3 +154,13 @@ def test_near_positive_uses_the_querys_own_positive_spread(minilm):
     fallback = NearPositiveFilter(scorer, {"q": positives[:1]}, 0.2, fallback=0.5).decide(
         {**batch, "positive": [positives[0]] * 3})
     assert fallback[0].startswith("near_positive") and "fallback" in fallback[0] and fallback[1] is None
+
+
+def test_prompts_are_put_before_queries_and_passages(minilm):
+    plain = BiEncoderScorer(minilm, "m", ScorerConfig())
+    e5 = BiEncoderScorer(minilm, "m", ScorerConfig(query_prompt="query: ", passage_prompt="passage: "))
+    q, p = "Why is the sky blue?", "Rayleigh scattering of sunlight makes the sky look blue."
+    vq, vp = minilm.encode(["query: " + q, "passage: " + p], normalize_embeddings=True)
+    assert e5.score([q], [p])[0] == pytest.approx(float(vq @ vp), abs=1e-5)
+    assert plain.score([q], [p])[0] != pytest.approx(e5.score([q], [p])[0], abs=1e-4)
+    assert e5.embed([p])[0] == pytest.approx(vp, abs=1e-5)
