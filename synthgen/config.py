@@ -108,7 +108,7 @@ class ScorerConfig(_Section):
     model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(256, ge=16)
-    device: str = "cpu"
+    device: str = Field("auto", description="auto = cuda, else mps, else cpu; or any torch device (cpu, cuda:1)")
 
 
 class JudgeConfig(_Section):
@@ -167,7 +167,7 @@ class MineConfig(_Section):
     max_seq_length: int = Field(256, ge=16, description="dense model's max tokens per text")
     chunk_size: int = Field(4096, ge=1, description="corpus rows per exact-search chunk (bounds memory)")
     cache_dir: str | None = Field(None, description="corpus embeddings cache; empty = ~/.cache/synthgen/embeddings")
-    device: str = "cpu"
+    device: str = Field("auto", description="dense model: auto = cuda, else mps, else cpu; or any torch device")
     synthetic_from: str | None = Field(None, description="synthetic candidates from an earlier run (its "
                                                          "triplets/ or kept/, or a .jsonl/.parquet file); empty "
                                                          "= generate them now with the configured LLM")
@@ -185,6 +185,17 @@ class MineConfig(_Section):
         return self
 
 
+class CardConfig(_Section):
+    """What the dataset card (README.md) and the Hub metadata say about the published data."""
+
+    license: str | None = Field(None, description="Hub license id of the published data, e.g. cc-by-4.0 (it must "
+                                                  "respect the source corpus' terms); empty = unknown")
+    language: list[str] | None = Field(None, description="ISO 639-1 codes, e.g. [en]; empty = detected from the data")
+    source_dataset: str | None = Field(None, description="Hub id or URL of the source corpus, linked from the card; "
+                                                         "empty = input.path when it is a Hub id")
+    pretty_name: str | None = Field(None, description="card title on the Hub; empty = 'synthgen hard negatives (<run>)'")
+
+
 class Config(_Section):
     run_name: str | None = Field(None, description="folder under output_dir; empty = timestamp")
     output_dir: str = "outputs"
@@ -199,6 +210,7 @@ class Config(_Section):
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     mine: MineConfig = Field(default_factory=MineConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -229,7 +241,7 @@ def _one_line(err: ValidationError) -> str:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """YAML file (optional) + `key=value` overrides (values parsed as YAML) -> validated Config."""
+    """YAML file (optional) + `key=value` overrides (typed by the model, see config_keys) -> validated Config."""
     tree: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -246,7 +258,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if "=" not in item:
             raise ConfigError(f"config error: override {item!r} must look like key=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        from synthgen.config_keys import parse_value
+
+        try:
+            value = parse_value(key.strip(), raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config error: {key.strip()}: not valid YAML: {str(exc).splitlines()[0]}") from None
         _set_dotted(tree, key.strip(), value)
     try:
         return Config.model_validate(tree)

