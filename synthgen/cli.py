@@ -209,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     import datasets
 
     datasets.disable_progress_bars()  # synthgen shows its own progress; datasets' bars are noise here
+    from synthgen.progress import quiet_library_bars
+
+    quiet_library_bars()
     from synthgen.generate import RunAborted
     from synthgen.prompt import PromptError
     from synthgen.read import LoaderError
@@ -226,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synthgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `synthgen config --defaults | head`: the reader left; not an error
+        sys.stdout = None  # nothing more to flush at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ class InputConfig(_Section):
         "auto", description="auto: a folder with corpus.jsonl is BEIR, a save_to_disk folder or .parquet/.csv is "
                             "hf, a .jsonl is pairs; corpus = passages only (synthetic queries are written first)")
     split: str = Field("train", description="BEIR qrels split, or the split of a Hugging Face dataset")
-    query_field: str = "query"
-    positive_field: str = "positive"
-    query_id_field: str = "query_id"
-    positive_id_field: str = "positive_id"
+    query_field: str = Field("query", description="pairs/HF input: the query field")
+    positive_field: str = Field("positive", description="pairs/HF input: the positive passage field")
+    query_id_field: str = Field("query_id", description="pairs/HF input: the query id field (optional)")
+    positive_id_field: str = Field("positive_id", description="pairs/HF input: the passage id field (optional)")
     text_field: str = Field("text", description="corpus mode: the passage field of a JSONL/HF corpus")
     id_field: str = Field("_id", description="corpus mode: the id field (optional; line numbers otherwise)")
-    max_queries: int | None = Field(None, ge=1)
+    max_queries: int | None = Field(None, ge=1, description="use only the first N queries; empty = all")
     max_passage_chars: int = Field(4000, ge=100, description="longer passages are truncated (counted in run.json)")
 
 
@@ -41,13 +41,13 @@ class QueryGenConfig(_Section):
     max_passages: int | None = Field(40, ge=1, description="passages sampled from the corpus to write queries for")
     top_k: int = Field(3, ge=1, description="keep a query when its passage ranks in the scorer's top-k")
     bm25_candidates: int = Field(20, ge=1, description="BM25 candidates re-ranked by the scorer per query")
-    seed: int = 0
+    seed: int = Field(0, description="passage sampling seed")
 
 
 class PriceConfig(_Section):
     prompt: float = Field(ge=0, description="price per million prompt tokens")
     completion: float = Field(ge=0, description="price per million completion tokens")
-    currency: str = "USD"
+    currency: str = Field("USD", description="currency label of the cost estimate")
 
 
 class LLMConfig(_Section):
@@ -55,18 +55,24 @@ class LLMConfig(_Section):
     model: str | None = Field(None, description="model name sent to the server")
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     gguf: str | None = Field(None, description="GGUF for the embedded server; empty = packaged SmolLM2-135M-Instruct")
-    concurrency: int = Field(4, ge=1)
+    concurrency: int = Field(4, ge=1, description="requests in flight at once")
     max_retries: int = Field(3, ge=0, description="retries per request (HTTP faults and malformed output)")
     fail_fast_after: int = Field(8, ge=1, description="stop the run when this many requests failed and none succeeded")
-    timeout_s: float = Field(120.0, gt=0)
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    max_tokens: int = Field(256, ge=1)
-    seed: int | None = 0
-    response_format: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
-    server_ctx: int = Field(4096, ge=256)
-    server_threads: int = Field(2, ge=1)
-    server_startup_timeout_s: float = Field(180.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0, description="seconds per request before it counts as failed (retried)")
+    temperature: float = Field(0.8, ge=0, description="sampling temperature")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass")
+    max_tokens: int = Field(256, ge=1, description="cap on completion tokens per request")
+    seed: int | None = Field(0, description="sampling seed (moves by one on each retry); empty = unseeded")
+    response_format: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = Field(
+        "auto", description="structured output request: auto = from the server's /models answer; json_schema is "
+                            "sent strict; json_object_schema = llama-cpp-python's form")
+    token_param: Literal["auto", "max_completion_tokens", "max_tokens"] = Field(
+        "auto", description="how max_tokens is sent: auto = max_completion_tokens (OpenAI's current name), "
+                            "max_tokens for llama-cpp-python (it ignores the new name) and for any server that "
+                            "refuses it or does not honour it")
+    server_ctx: int = Field(4096, ge=256, description="embedded server: context length")
+    server_threads: int = Field(2, ge=1, description="embedded server: CPU threads")
+    server_startup_timeout_s: float = Field(180.0, gt=0, description="embedded server: seconds to wait until it answers")
     price_per_million: PriceConfig | None = Field(
         None, description="optional price table, e.g. {prompt: 0.15, completion: 0.6}: adds a cost estimate to run.json")
 
@@ -82,14 +88,14 @@ class VLLMConfig(_Section):
                                                             "object, or n samples of one passage each")
     enforce_eager: bool | None = Field(None, description="skip torch.compile / CUDA graphs; empty = True on CPU "
                                                          "(compiling takes minutes there), False on GPU")
-    max_model_len: int = Field(2048, ge=256)
+    max_model_len: int = Field(2048, ge=256, description="context length of the engine")
     max_num_seqs: int | None = Field(None, ge=1, description="sequences decoded together; empty = vLLM's default")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU memory share vLLM may take")
     kv_cache_gb: float = Field(2.0, gt=0, description="CPU only: KV cache GiB (env VLLM_CPU_KVCACHE_SPACE wins)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto = the model's dtype on GPU; on CPU bfloat16 only with AVX512-BF16/AMX, else float32")
-    enable_prefix_caching: bool = True
-    tensor_parallel_size: int = Field(1, ge=1)
+    enable_prefix_caching: bool = Field(True, description="reuse the KV cache of shared prompt prefixes")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is split across")
     engine_args: dict[str, Any] = Field(default_factory=dict, description="more vllm.LLM keyword arguments")
 
 
@@ -100,14 +106,14 @@ class PromptConfig(_Section):
     strategies: list[str] = Field(
         default_factory=lambda: ["answer_removed", "scorer_guided_edit", "minimal_edit", "topic_near"],
         description="strategy names; empty = all negative strategies")
-    negatives_per_prompt: int = Field(2, ge=1, le=16)
+    negatives_per_prompt: int = Field(2, ge=1, le=16, description="passages asked for in one JSON answer")
 
 
 class ScorerConfig(_Section):
-    kind: Literal["cross-encoder", "bi-encoder"] = "bi-encoder"
+    kind: Literal["cross-encoder", "bi-encoder"] = Field("bi-encoder", description="how scorer.model scores a (query, passage) pair")
     model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
-    batch_size: int = Field(32, ge=1)
-    max_length: int = Field(256, ge=16)
+    batch_size: int = Field(32, ge=1, description="pairs (cross-encoder) or texts (bi-encoder) per batch")
+    max_length: int = Field(256, ge=16, description="tokens per input; longer ones are truncated")
     device: str = Field("auto", description="auto = cuda, else mps, else cpu; or any torch device (cpu, cuda:1)")
 
 
@@ -129,7 +135,7 @@ class ValidateConfig(_Section):
     min_relative: float | None = Field(None, description="drop negatives scoring below this share of the positive's")
     top_k: int | None = Field(None, ge=1, description="keep only the k hardest negatives per (query, positive)")
     # Text quality.
-    min_chars: int = Field(40, ge=0)
+    min_chars: int = Field(40, ge=0, description="shorter negatives are rejected as too_short")
     min_length_ratio: float = Field(0.2, ge=0, description="negative length / positive length, lower bound")
     max_length_ratio: float = Field(4.0, gt=0, description="negative length / positive length, upper bound")
     language: str | None = Field("en", description="expected language ('en' checks script and stopwords); empty = off")
@@ -198,7 +204,7 @@ class CardConfig(_Section):
 
 class Config(_Section):
     run_name: str | None = Field(None, description="folder under output_dir; empty = timestamp")
-    output_dir: str = "outputs"
+    output_dir: str = Field("outputs", description="folder that holds the run folders")
     batch_queries: int = Field(8, ge=1, description="queries per pipeline batch")
     backend: Literal["openai", "vllm"] = Field("openai", description="openai: an OpenAI-compatible server (llm.base_url, "
                                                "or the embedded llama.cpp one); vllm: vllm.LLM in process (vllm.*)")

@@ -176,6 +176,7 @@ class OpenAIBackend(Backend):
         self.format = response_format(response_format_kind, n)
         # None = try max_completion_tokens, fall back to max_tokens when the server refuses it (then kept).
         self.token_param = token_param
+        self._auto_token_param = token_param is None
         self.usage = LLMUsage()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -267,14 +268,21 @@ class OpenAIBackend(Backend):
         kwargs = dict(model=self.model, messages=messages, temperature=req.temperature, top_p=self.cfg.top_p,
                       **extra)
         try:
-            return await self._client.chat.completions.create(**kwargs, **{param: req.max_tokens})
+            resp = await self._client.chat.completions.create(**kwargs, **{param: req.max_tokens})
         except openai.APIStatusError as exc:
-            if self.token_param is not None or not rejects_param(exc, param):
+            if not self._auto_token_param or not rejects_param(exc, param):
                 raise
             self.token_param = TOKEN_PARAMS[1]
             log.info("%s does not accept %s: sending %s", self.base_url, param, self.token_param)
             self.usage.requests += 1
             return await self._client.chat.completions.create(**kwargs, **{self.token_param: req.max_tokens})
+        used = getattr(resp.usage, "completion_tokens", None) or 0
+        if self.token_param is None and param == TOKEN_PARAMS[0] and used > req.max_tokens:
+            # Accepted but not honoured (an unknown field silently dropped): the old name from now on.
+            self.token_param = TOKEN_PARAMS[1]
+            log.warning("%s ignored %s (%d tokens for a cap of %d): sending %s", self.base_url, param, used,
+                        req.max_tokens, self.token_param)
+        return resp
 
     async def _many(self, prompts: list[list[dict[str, str]]], req: "_Request",
                     on_result: Callable[[int, Any, str | None, bool], None] | None = None,

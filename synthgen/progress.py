@@ -59,3 +59,19 @@ def progress(total: int | None, desc: str, unit: str = "it") -> Any:
 
         return tqdm(total=total, desc=desc, unit=unit)
     return LogProgress(total, desc, unit)
+
+
+def quiet_library_bars() -> None:
+    """No tqdm bars from the libraries either (transformers' "Loading weights", hub downloads) off a TTY."""
+    import os
+
+    if is_tty():
+        return
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when transformers is imported later
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    if "transformers" in sys.modules:  # already imported: its flag was set from the hub's at import
+        from transformers.utils import logging as tf_logging
+
+        tf_logging.disable_progress_bar()
