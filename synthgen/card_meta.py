@@ -112,6 +112,7 @@ def trainer_snippets(repo: str = "<repo-id>") -> list[str]:
         "```python", "from datasets import load_dataset",
         "from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, "
         "SentenceTransformerTrainingArguments",
+        "# sentence-transformers >= 6 also has these under sentence_transformers.sentence_transformer.*",
         "from sentence_transformers.losses import MultipleNegativesRankingLoss",
         "from sentence_transformers.training_args import BatchSamplers", "",
         f"train = load_dataset(\"{repo}\", \"triplet\", split=\"train\")  # or \"n-tuple\"",
