@@ -22,6 +22,34 @@ class Repo:
     commits: int = 0
 
 
+def _card_errors(readme: str) -> list[str]:
+    """What the Hub would refuse in a card's YAML: unparsable metadata, a config without name or files."""
+    import yaml
+
+    if not readme.startswith("---\n"):
+        return []
+    try:
+        meta = yaml.safe_load(readme.split("---\n", 2)[1]) or {}
+    except yaml.YAMLError as exc:
+        return [f"invalid YAML: {exc}"]
+    errors = []
+    for c in meta.get("configs", []):
+        if not isinstance(c.get("config_name"), str):
+            errors.append(f"config without config_name: {c}")
+        for f in c.get("data_files", []):
+            if not {"split", "path"} <= set(f):
+                errors.append(f"data_files entry needs split and path: {f}")
+    return errors
+
+
+def asked_private(body: dict | None) -> bool | None:
+    """The visibility a create/settings body asks for: `visibility` (huggingface_hub >= 1) or `private` (older)."""
+    body = body or {}
+    if "visibility" in body:
+        return body["visibility"] == "private"
+    return body.get("private")
+
+
 class HubStub:
     def __init__(self, default_private: bool = False):
         self.default_private = default_private  # what the "organisation" gives a repo created without `private`
@@ -99,11 +127,16 @@ class HubStub:
             def do_POST(self) -> None:
                 path, raw = self._record()
                 body = stub.requests[-1]["body"]
+                if path == "/api/validate-yaml":  # the README's metadata is checked before the commit
+                    errors = _card_errors(body.get("content", ""))
+                    return self._reply(400 if errors else 200, {"errors": [{"message": e} for e in errors],
+                                                                "warnings": []})
                 if path == "/api/repos/create":
                     repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
                     if repo_id in stub.repos:
                         return self._reply(409, {"error": "You already created this dataset repo"})
-                    stub.repos[repo_id] = Repo(private=body.get("private", stub.default_private))
+                    asked = asked_private(body)
+                    stub.repos[repo_id] = Repo(private=stub.default_private if asked is None else asked)
                     return self._reply(200, {"url": f"{stub.endpoint}/datasets/{repo_id}", "name": repo_id})
                 if "/preupload/" in path:
                     if self._repo_id(path) not in stub.repos:
@@ -132,9 +165,9 @@ class HubStub:
                     repo = stub.repos.get(self._repo_id(path))
                     if repo is None:
                         return self._not_found()
-                    body = stub.requests[-1]["body"] or {}
-                    if "private" in body:
-                        repo.private = bool(body["private"])
+                    asked = asked_private(stub.requests[-1]["body"])
+                    if asked is not None:
+                        repo.private = asked
                     return self._reply(200, {"private": repo.private})
                 return self._reply(404, {"error": f"stub: no route {path}"})
 

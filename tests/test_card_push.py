@@ -156,8 +156,8 @@ def _push_env(tmp_path, endpoint, token=None):
     return env
 
 
-def _push(folder, env, *flags):
-    return subprocess.run([sys.executable, "-m", "synthgen", "push", str(folder), "--repo-id", "org/name", *flags],
+def _push(folder, env, *flags, repo="org/name"):
+    return subprocess.run([sys.executable, "-m", "synthgen", "push", str(folder), "--repo-id", repo, *flags],
                           capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -186,7 +186,7 @@ def test_push_to_a_hub_stub(mined_run, tmp_path):
     uploaded configs load by name and hold exactly the trainer columns."""
     from datasets import load_dataset
 
-    from tests.hub_stub import HubStub
+    from tests.hub_stub import HubStub, asked_private
 
     with HubStub(default_private=True) as hub:  # an organisation whose new repos are private by default
         env = _push_env(tmp_path, hub.endpoint)
@@ -196,7 +196,7 @@ def test_push_to_a_hub_stub(mined_run, tmp_path):
         assert first.returncode == 0, first.stderr[-3000:]
         assert first.stdout.strip().splitlines()[-1] == f"{hub.endpoint}/datasets/org/name"
         (create,) = hub.calls("POST", "/api/repos/create")
-        assert "private" not in create["body"] and hub.repos["org/name"].private is True
+        assert asked_private(create["body"]) is None and hub.repos["org/name"].private is True
         assert hub.requests and all(r["auth"] == f"Bearer {TOKEN}" for r in hub.requests)
         assert TOKEN not in first.stdout + first.stderr
         files = hub.repos["org/name"].files
@@ -218,6 +218,10 @@ def test_push_to_a_hub_stub(mined_run, tmp_path):
         public = _push(mined_run["folder"], env, "--public")
         assert public.returncode == 0, public.stderr[-3000:]
         (settings,) = hub.calls("PUT", "/settings")
-        assert settings["body"]["private"] is False and hub.repos["org/name"].private is False
+        assert asked_private(settings["body"]) is False and hub.repos["org/name"].private is False
         assert "org/name was private; it is now public, as asked" in public.stderr
         assert len(hub.calls("POST", "/api/repos/create")) == 1 and hub.repos["org/name"].commits == 3
+        # A new repo with --private asks for it at creation.
+        assert _push(mined_run["folder"], env, "--private", repo="org/other").returncode == 0
+        assert asked_private(hub.calls("POST", "/api/repos/create")[-1]["body"]) is True
+        assert hub.repos["org/other"].private is True and "README.md" in hub.repos["org/other"].files
