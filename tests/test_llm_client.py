@@ -36,8 +36,8 @@ def test_json_schema_is_sent_strict(schema):
 
 
 def _backend(url, model, token_param=None, kind="json_object_schema", **cfg):
-    return OpenAIBackend(LLMConfig(max_tokens=48, max_retries=2, timeout_s=60.0, **cfg), url, model, kind, 1,
-                         token_param)
+    cfg = {"max_tokens": 48, "max_retries": 2, "timeout_s": 60.0} | cfg
+    return OpenAIBackend(LLMConfig(**cfg), url, model, kind, 1, token_param)
 
 
 def test_closed_schema_and_max_completion_tokens_reach_the_real_server(llama_server):
@@ -52,7 +52,34 @@ def test_closed_schema_and_max_completion_tokens_reach_the_real_server(llama_ser
     (body,) = proxy.bodies
     assert body["max_completion_tokens"] == 48 and "max_tokens" not in body
     assert body["response_format"]["schema"]["additionalProperties"] is False
-    assert backend.token_param is None and backend.usage.requests == 1
+    assert backend.usage.requests == 1
+
+
+def test_token_param_per_server():
+    from synthgen.config import load_config
+    from synthgen.engines import token_param
+
+    cfg = load_config()
+    assert token_param(cfg, [{"id": "m", "owned_by": "me"}]) == "max_tokens"  # llama-cpp-python ignores the new name
+    assert token_param(cfg, [{"id": "m", "owned_by": "vllm"}]) is None and token_param(cfg, []) is None
+    forced = load_config(None, ["llm.token_param=max_completion_tokens"])
+    assert token_param(forced, [{"owned_by": "me"}]) == "max_completion_tokens"
+
+
+def test_a_server_that_ignores_max_completion_tokens_gets_max_tokens(llama_server):
+    """llama-cpp-python accepts max_completion_tokens and drops it: the usage shows the cap was not honoured."""
+    upstream = llama_server.base_url.removesuffix("/v1")
+    with FaultProxy(upstream, period=0) as proxy:
+        backend = _backend(proxy.base_url, llama_server.model_name, max_tokens=4, max_retries=0, concurrency=1)
+        try:
+            first, second = backend.complete([PROMPT, PROMPT])
+        finally:
+            backend.close()
+    assert first.passages  # the uncapped answer is whole JSON
+    assert backend.token_param == "max_tokens"
+    assert proxy.bodies[0]["max_completion_tokens"] == 4 and proxy.bodies[1] == {
+        **{k: v for k, v in proxy.bodies[0].items() if k != "max_completion_tokens"}, "max_tokens": 4}
+    assert second.passages is None and "ParseError" in second.error  # capped at 4 tokens: cut-off JSON
 
 
 def test_falls_back_to_max_tokens_when_the_server_refuses_max_completion_tokens(llama_server):
