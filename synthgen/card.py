@@ -128,7 +128,7 @@ def render_card(folder: Path, info: dict[str, Any]) -> str:
     if meta["license"] == "unknown":
         lines += ["License: not set (`card.license`); the source corpus' terms apply to the passages.", ""]
     lines += configs_section(hub, configs)
-    lines += trainer_snippets()
+    lines += trainer_snippets(info.get("repo_id") or "<repo-id>")
     lines += ["Locally: `datasets.load_from_disk(\"<run>/" + kept_name + "\")` holds the `full` rows.", ""]
 
     # Sources and generator.

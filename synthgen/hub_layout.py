@@ -115,8 +115,10 @@ def _check_dest(dest: Path) -> None:
         raise LoaderError(f"{dest}: exists and is not a synthgen hub folder; choose an empty or new --output")
 
 
-def write_layout(run: str | Path, output: str | Path, num_negatives: int | None = None) -> dict[str, Any]:
-    """Write the Hub layout of `run` into `output` (built beside it, renamed into place when complete)."""
+def write_layout(run: str | Path, output: str | Path, num_negatives: int | None = None,
+                 repo_id: str | None = None) -> dict[str, Any]:
+    """Write the Hub layout of `run` into `output` (built beside it, renamed into place when complete);
+    `repo_id` (when pushing) goes into the card's snippets."""
     from synthgen.card import render_card
 
     run, dest = Path(run), Path(output)
@@ -133,7 +135,7 @@ def write_layout(run: str | Path, output: str | Path, num_negatives: int | None 
         for f in run.glob(pattern):
             shutil.copy2(f, tmp / f.name)
     hub = {name: {"rows": t.num_rows, "columns": t.column_names} for name, t in tables.items()}
-    info = run_info(run) | {"hub_configs": hub, "trainer_files": trainer_rows}
+    info = run_info(run) | {"hub_configs": hub, "trainer_files": trainer_rows, "repo_id": repo_id}
     (tmp / "README.md").write_text(render_card(run, info), encoding="utf-8")
     (tmp / MARKER).write_text("written by synthgen; `synthgen export --format hub` may replace this folder\n")
     if dest.exists():

@@ -88,7 +88,7 @@ def push(run: str | Path, repo_id: str, private: bool | None = None, env: Mappin
     from synthgen.hub_layout import MARKER, write_layout
 
     with tempfile.TemporaryDirectory(prefix="synthgen-push-") as tmp:
-        layout = write_layout(p["folder"], Path(tmp) / "hub", num_negatives)
+        layout = write_layout(p["folder"], Path(tmp) / "hub", num_negatives, repo_id)
         try:
             api = HfApi(token=token)
             url = ensure_repo(api, repo_id, private)

@@ -202,6 +202,7 @@ def test_push_to_a_hub_stub(mined_run, tmp_path):
         files = hub.repos["org/name"].files
         assert "README.md" in files and ".synthgen-hub" not in files
         card = _front_matter(files["README.md"].decode())
+        assert 'load_dataset("org/name", "triplet", split="train")' in files["README.md"].decode()
         for c in card["configs"]:
             (path,) = [f for f in files if f.startswith(c["config_name"] + "/train-")]
         local = tmp_path / "downloaded"
