@@ -124,3 +124,13 @@ def test_each_config_trains_one_step_as_loaded(hub, tmp_path, config, loss):
     result = _one_step(tmp_path, train, loss)
     if loss == "MultipleNegativesRankingLoss":
         assert result.training_loss > 0
+
+
+def test_hub_export_never_replaces_a_foreign_folder(mined_run, tmp_path, capsys):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert main(["export", str(mined_run["folder"]), "--format", "hub", "--output", str(tmp_path / "busy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"synthgen: error: {tmp_path / 'busy'}: exists and is not a synthgen hub folder; choose an empty " \
+                  "or new --output"
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
