@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--defaults", action="store_true", help="list every key: type, default, help")
     what.add_argument("--explain", metavar="KEY", help="one key (or a section, e.g. llm): type, default, value, help")
     _add_config_args(co)
+    au = sub.add_parser("audit", help="measure validation on dense qrels: hide positives, run mine/generate, "
+                                      "count kept false negatives, compare with sentence-transformers' miner")
+    from synthgen.audit.command import add_audit_args
+
+    add_audit_args(au)
+    _add_config_args(au)
     from synthgen.eval_args import add_eval_args
 
     ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
@@ -136,6 +142,15 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(render_explain(args.explain, current))
         return 0
     print(yaml.safe_dump(current, sort_keys=False, allow_unicode=True).rstrip())
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from synthgen.audit.command import run_audit
+
+    folder = run_audit(load_config(args.config, args.overrides), args)
+    print((folder / "audit.md").read_text(encoding="utf-8"))
+    print(folder)
     return 0
 
 
@@ -220,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     from synthgen.push import PushError
 
     handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts, "mine": cmd_mine,
-                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "config": cmd_config}
+                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "config": cmd_config,
+                "audit": cmd_audit}
     try:
         return handlers[args.command](args)
     except (ConfigError, LoaderError, PromptError, ServerError, RunAborted, PushError) as exc:

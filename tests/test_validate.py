@@ -73,7 +73,8 @@ def test_difficulty_is_scale_free():
     assert difficulty(0.8, 0.6) == pytest.approx(0.75)
     assert difficulty(-2.0, -2.1) == pytest.approx(0.95)  # logits: a bit below the positive
     assert difficulty(-2.0, -1.0) > 1.0  # scores above a negative positive: harder than the positive
-    assert difficulty(0.0, 0.3) is None
+    # A positive scoring exactly 0 still gives a defined value: the negative scores above it.
+    assert difficulty(0.0, 0.3) > 1.0 and difficulty(0.0, -0.3) < 0.0
 
 
 def test_real_bi_encoder_ranks_copy_above_off_topic(minilm):
@@ -97,3 +98,59 @@ def test_markup_debris_is_rejected():
                         'Spring tides occur at new and full moon.'])
     reasons = QualityFilter(cfg)(batch)["reason"]
     assert [r.split(" ")[0] if r else None for r in reasons] == ["markup", "markup", "markup", None]
+
+
+def test_reference_is_the_weakest_known_positive():
+    scorer = TableScorer({("q", "p1"): 0.9, ("q", "p2"): 0.5, ("q", "n"): 0.6})
+    batch = {"query_id": ["q"], "query": ["q"], "positive": ["p1"], "negative": ["n"]}
+    known = {"q": ["p1", "p2"]}
+    weakest = ScoreFilter(scorer, ValidateConfig(random_floor=None, reference="weakest"), known)(dict(batch))
+    pair = ScoreFilter(scorer, ValidateConfig(random_floor=None, reference="pair"), known)(dict(batch))
+    # 0.6 >= 0.95 x 0.5 (the weakest positive): answers; against its own positive (0.9) it is only 0.67
+    assert weakest["reason"][0].startswith("answers_query") and weakest["difficulty"][0] == pytest.approx(1.2)
+    assert pair["reason"][0] is None and pair["difficulty"][0] == pytest.approx(0.6 / 0.9)
+    assert weakest["positive_score"][0] == 0.9  # the column still holds the pair's own positive
+
+
+def test_random_floor_drops_negatives_easier_than_random_passages():
+    pool = [f"r{i}" for i in range(10)]
+    table = {("q", "pos"): 0.9, ("q", "hard"): 0.5, ("q", "easy"): 0.1}
+    table.update({("q", r): 0.2 + 0.01 * i for i, r in enumerate(pool)})  # median of the draw ~0.245
+    scorer = TableScorer(table)
+    out = ScoreFilter(scorer, ValidateConfig(random_samples=10), random_pool=pool)(make_batch(["hard", "easy"]))
+    assert out["reason"][0] is None
+    assert out["reason"][1] == "too_easy (neg=0.1000, pos=0.9000 < random passages' q0.5=0.2450)"
+    off = ScoreFilter(scorer, ValidateConfig(random_floor=None), random_pool=pool)(make_batch(["easy"]))
+    assert off["reason"][0] is None
+
+
+def test_copy_of_a_sibling_positive_is_rejected():
+    from synthgen.dedup import DedupFilter
+
+    sibling = "Neap tides happen at the quarter moons, when the Sun and Moon pull at right angles."
+    batch = {"query_id": ["q", "q"], "positive": ["Spring tides follow new and full moons."] * 2,
+             "negative": [sibling + " ", "Tidal power plants turn the flow of water into electricity."]}
+    reasons = DedupFilter(ValidateConfig(), {"q": ["Spring tides follow new and full moons.", sibling]}).decide(batch)
+    assert reasons[0].startswith("copies_positive") and reasons[1] is None
+
+
+def test_near_positive_uses_the_querys_own_positive_spread(minilm):
+    from synthgen.near_positive import NearPositiveFilter
+
+    scorer = BiEncoderScorer(minilm, "minilm", ScorerConfig())
+    positives = ["Vitamin D deficiency is common in winter at northern latitudes.",
+                 "Low vitamin D levels are frequent in people who get little sunlight in winter.",
+                 "Sun exposure is the main source of vitamin D; deficiency rises in the dark months."]
+    near = "In winter, vitamin D deficiency becomes widespread because of limited sunlight."
+    far = "Espresso is brewed by forcing hot water through finely ground coffee."
+    batch = {"query_id": ["q"] * 3, "positive": [positives[0]] * 3, "negative": [near, far, near],
+             "negative_id": ["d1", "d2", None]}
+    reasons = NearPositiveFilter(scorer, {"q": positives}, quantile=0.2).decide(batch)
+    assert reasons[0].startswith("near_positive (sim=") and reasons[1] is None
+    assert reasons[2] is None  # LLM rows (no corpus id) are left to the scorer
+    single = NearPositiveFilter(scorer, {"q": positives[:1]}, quantile=0.2).decide(
+        {**batch, "positive": [positives[0]] * 3})
+    assert single == [None, None, None]  # one known positive and no fallback: no statistic, rule off
+    fallback = NearPositiveFilter(scorer, {"q": positives[:1]}, 0.2, fallback=0.5).decide(
+        {**batch, "positive": [positives[0]] * 3})
+    assert fallback[0].startswith("near_positive") and "fallback" in fallback[0] and fallback[1] is None

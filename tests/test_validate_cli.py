@@ -51,8 +51,9 @@ CASES = [
     (QB, PB, 'Return JSON: {"passages": ["Queens are fed royal jelly by nurse bees throughout their lives."]}',
      "leaked_template"),
     (QB, PB, "Queen.", "too_short"),
+    # The positive is off-topic (scores low): a negative about mercury outscores it, so it is taken to answer.
     (QC, PC, "Mercury is a metal that is liquid at room temperature and was used in thermometers for centuries.",
-     "weak_positive"),
+     "answers_query"),
 ]
 
 
@@ -63,7 +64,7 @@ def test_validate_command_keeps_exactly_the_good_rows(tmp_path):
             fh.write(json.dumps({"query": q, "positive": p, "negative": n, "strategy": f"case{i}"}) + "\n")
     out = tmp_path / "validated"
     proc = subprocess.run([sys.executable, "-m", "synthgen", "validate", "--input", str(src), "--output", str(out),
-                           "--set", "validate.min_score=0.1"], capture_output=True, text=True, timeout=600)
+                           "--set", "validate.min_score=0.1", "--set", "validate.collision=95"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out)
 
@@ -83,7 +84,7 @@ def test_validate_command_keeps_exactly_the_good_rows(tmp_path):
     assert stats["rows"] == len(CASES) and stats["kept"] + stats["rejected"] == len(CASES)
     assert stats["stages"]["quality"]["rejected_by_reason"] == {
         "empty": 1, "meta_text": 1, "wrong_language": 1, "leaked_template": 1, "too_short": 1}
-    assert stats["stages"]["validate"]["rejected_by_reason"] == {"answers_query": 1, "too_easy": 1, "weak_positive": 1}
+    assert stats["stages"]["validate"]["rejected_by_reason"] == {"answers_query": 2, "too_easy": 1}
     for png in stats["histograms"]:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
