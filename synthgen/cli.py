@@ -9,6 +9,7 @@ commands:
   prompts    list the strategies, or show what one sends
   config     every config key with type, default and help; or the resolved config
   eval       A/B of negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100
+  audit      measure validation on dense qrels: hide positives, count kept false negatives
 
 Every command that reads the config takes --config FILE and --set KEY=VALUE (see `synthgen config --defaults`).
 """

@@ -15,10 +15,11 @@ import random
 import datasets
 
 
-def flagembedding_items(path: str, knowledge_distillation: bool, train_group_size: int = 4, seed: int = 0):
+def flagembedding_items(path: str, knowledge_distillation: bool, train_group_size: int = 4, seed: int = 0,
+                        cache_dir: str | None = None):
     """(query, passages, teacher_scores) per record, as FlagEmbedding's embedder dataset builds them."""
     rng = random.Random(seed)
-    ds = datasets.load_dataset("json", data_files=path, split="train")
+    ds = datasets.load_dataset("json", data_files=path, split="train", cache_dir=cache_dir)
     if not knowledge_distillation:
         ds = ds.remove_columns([c for c in ("pos_scores", "neg_scores") if c in ds.column_names])
     elif "pos_scores" not in ds.column_names or "neg_scores" not in ds.column_names:
@@ -49,10 +50,11 @@ def flagembedding_items(path: str, knowledge_distillation: bool, train_group_siz
 
 
 def tevatron_items(train_path: str, corpus_path: str | None = None, train_group_size: int = 3, seed: int = 0,
-                   query_prefix: str = "", passage_prefix: str = ""):
+                   query_prefix: str = "", passage_prefix: str = "", cache_dir: str | None = None):
     """(query text, [document texts]) per record, as Tevatron v2's TrainDataset builds them (epoch 0)."""
-    train = datasets.load_dataset("json", data_files=train_path, split="train")
-    corpus = datasets.load_dataset("json", data_files=corpus_path, split="train") if corpus_path else None
+    train = datasets.load_dataset("json", data_files=train_path, split="train", cache_dir=cache_dir)
+    corpus = (datasets.load_dataset("json", data_files=corpus_path, split="train", cache_dir=cache_dir)
+              if corpus_path else None)
     docid_to_index = {d: i for i, d in enumerate(corpus["docid"])} if corpus is not None else {}
 
     def info(docid: str) -> str:

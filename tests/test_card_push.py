@@ -51,7 +51,8 @@ def test_card_of_a_mine_run_renders_every_count(mined_run):
     for key, value in info["qrels_check"].items():
         assert (key, str(value)) in rows
     for key in ("max_relative", "near_duplicate", "collision", "min_chars"):
-        assert (key, f"{info['config']['validate'][key]:g}") in rows
+        value = info["config"]["validate"][key]
+        assert (key, "–" if value is None else f"{value:g}") in rows
     assert ("range_max", "30") in rows and ("k", "2") in rows
     for png in info["histograms"]:
         assert f"]({png})" in text and (folder / png).is_file()
@@ -209,8 +210,11 @@ def test_push_to_a_hub_stub(mined_run, tmp_path):
         for path, data in files.items():
             (local / path).parent.mkdir(parents=True, exist_ok=True)
             (local / path).write_bytes(data)
-        assert load_dataset(str(local), "triplet", split="train").column_names == ["anchor", "positive", "negative"]
-        assert load_dataset(str(local), "pair-label", split="train").column_names == ["anchor", "passage", "label"]
+        cache = str(tmp_path / "hf-cache")
+        assert load_dataset(str(local), "triplet", split="train", cache_dir=cache).column_names == [
+            "anchor", "positive", "negative"]
+        assert load_dataset(str(local), "pair-label", split="train", cache_dir=cache).column_names == [
+            "anchor", "passage", "label"]
 
         # An existing repo: no flag leaves it as it is; --public changes it, and says so.
         again = _push(mined_run["folder"], env)

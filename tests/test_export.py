@@ -102,15 +102,18 @@ def test_flagembedding_scores_are_never_null(mined_run, tmp_path, capsys):
     _export(capsys, src, "flagembedding", tmp_path / "f")  # without scores it is fine
     assert "null" not in (tmp_path / "f" / "train.jsonl").read_text()
     _export(capsys, src, "labeled-pair", tmp_path / "l")  # score labels: the unscored passage is left out
-    assert len(load_from_disk(str(tmp_path / "l"))) == len(load_from_disk(str(tmp_path / "unscored"))) + \
-        len(set(load_from_disk(str(tmp_path / "unscored"))["positive_id"])) - 1
+    src_rows = load_from_disk(str(tmp_path / "unscored"))
+    pairs = set(zip(src_rows["query_id"], src_rows["positive_id"]))
+    negatives = set(zip(src_rows["query_id"], src_rows["negative_id"], src_rows["negative"]))
+    assert len(load_from_disk(str(tmp_path / "l"))) == len(pairs) + len(negatives) - 1
 
 
 def test_flagembedding_passes_its_dataset_checks(mined_run, kept, tmp_path, capsys):
     for extra, kd in (((), False), (("--scores",), True)):
         out = tmp_path / f"f{kd}"
         _export(capsys, mined_run["folder"], "flagembedding", out, *extra)
-        items = format_checks.flagembedding_items(str(out / "train.jsonl"), knowledge_distillation=kd)
+        items = format_checks.flagembedding_items(str(out / "train.jsonl"), knowledge_distillation=kd,
+                                            cache_dir=str(tmp_path / "hf-cache"))
         assert [q for q, _, _ in items] == list(dict.fromkeys(kept["anchor"]))
         for (query, passages, teacher) in items:
             assert len(passages) == 4 and (teacher is None) == (not kd)
@@ -118,7 +121,8 @@ def test_flagembedding_passes_its_dataset_checks(mined_run, kept, tmp_path, caps
                 assert all(isinstance(s, float) for s in teacher)
     # Without --scores, FlagEmbedding's distillation mode refuses the file (its own check, re-implemented).
     with pytest.raises(ValueError, match="pos_scores"):
-        format_checks.flagembedding_items(str(tmp_path / "fFalse" / "train.jsonl"), knowledge_distillation=True)
+        format_checks.flagembedding_items(str(tmp_path / "fFalse" / "train.jsonl"), knowledge_distillation=True,
+                                            cache_dir=str(tmp_path / "hf-cache"))
 
 
 def test_tevatron_v2(mined_run, kept, tmp_path, capsys):
@@ -134,7 +138,8 @@ def test_tevatron_v2(mined_run, kept, tmp_path, capsys):
         assert {corpus[d] for d in rec["positive_document_ids"]} == {kept["positive"][i] for i in idx}
         assert {corpus[d] for d in rec["negative_document_ids"]} == {kept["negative"][i] for i in idx}
     # Tevatron v2's TrainDataset, step by step: every docid resolves, every group has a positive and negatives.
-    items = format_checks.tevatron_items(str(tmp_path / "v2" / "train.jsonl"), str(tmp_path / "v2" / "corpus.jsonl"))
+    items = format_checks.tevatron_items(str(tmp_path / "v2" / "train.jsonl"), str(tmp_path / "v2" / "corpus.jsonl"),
+                                         cache_dir=str(tmp_path / "hf-cache"))
     assert len(items) == len(train) and all(len(docs) == 3 for _, docs in items)
     for (query, docs), rec in zip(items, train):
         assert query == rec["query_text"] and docs[0] in {corpus[d] for d in rec["positive_document_ids"]}
@@ -186,7 +191,7 @@ def test_tevatron(mined_run, kept, tmp_path, capsys):
     ds = load_dataset("json", data_files=str(tmp_path / "tv" / "train.jsonl"), split="train")
     assert ds[0]["negative_passages"][0]["docid"] == records[0]["negative_passages"][0]["docid"]
     # Tevatron v2 still reads this layout (its `positive_passages` path: title + " " + text).
-    items = format_checks.tevatron_items(str(tmp_path / "tv" / "train.jsonl"))
+    items = format_checks.tevatron_items(str(tmp_path / "tv" / "train.jsonl"), cache_dir=str(tmp_path / "hf-cache"))
     assert [q for q, _ in items] == [r["query"] for r in records]
     assert all(d.strip() in {p["text"] for r in records for p in r["positive_passages"] + r["negative_passages"]}
                for _, docs in items for d in docs)
