@@ -71,7 +71,7 @@ def bench_llm(data: Path, n_prompts: int, max_tokens: int, concurrency: int) -> 
     out: dict[str, Any] = {"prompts": len(prompts), "max_tokens": max_tokens, "concurrency": concurrency,
                            "template": tmpl.name}
     with LocalLlamaServer(n_threads=cfg.llm.server_threads) as server:
-        backend = OpenAIBackend(cfg.llm, server.base_url, server.model_name, "json_object_schema", 1)
+        backend = OpenAIBackend(cfg.llm, server.base_url, server.model_name, "json_object_schema", 1, "max_tokens")
         step = GenerateStep(backend)
         step.setup()
         url = f"{server.base_url}/chat/completions"

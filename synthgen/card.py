@@ -16,6 +16,10 @@ from typing import Any
 
 import yaml
 
+from synthgen.card_meta import (configs_section, metadata, reproduction_section, size_category,  # noqa: F401
+                                source_dataset, source_link, trainer_snippets)
+from synthgen.hub_layout import CONFIGS
+
 log = logging.getLogger(__name__)
 
 KEPT_FOLDERS = ("triplets", "kept")
@@ -30,14 +34,6 @@ def kept_folder(folder: Path) -> Path | None:
         if (folder / name).is_dir():
             return folder / name
     return None
-
-
-def size_category(n: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
-        if n < limit:
-            return label
-    return "10M<n<100M"
 
 
 def _cell(v: Any) -> str:
@@ -84,6 +80,18 @@ def _column_counts(folder: Path, column: str) -> dict[str, dict[str, int]] | Non
     return out
 
 
+def _sample_texts(folder: Path, n: int = 100) -> list[str]:
+    """Queries and passages of the first kept rows, for language detection."""
+    from datasets import load_from_disk
+
+    kept_dir = kept_folder(folder)
+    if kept_dir is None:
+        return []
+    ds = load_from_disk(str(kept_dir))
+    ds = ds.select(range(min(n, len(ds))))
+    return [t for col in ("anchor", "positive", "negative") if col in ds.column_names for t in ds[col] if t]
+
+
 def _thresholds(config: dict[str, Any]) -> dict[str, Any]:
     section = config.get("validate", config)  # stats.json of `validate` holds the section itself
     return {k: section[k] for k in THRESHOLDS if k in section}
@@ -102,29 +110,26 @@ def render_card(folder: Path, info: dict[str, Any]) -> str:
     templates = info.get("templates") or {}
     kept_name = kept_folder(folder).name if kept_folder(folder) else "triplets"
 
-    meta = {
-        "pretty_name": f"synthgen hard negatives ({name})",
-        "language": ["en"],
-        "tags": ["synthgen", "hard-negatives", "retrieval", "sentence-transformers"]
-                + (["synthetic"] if kind == "generate" or "synthetic" in per_source else []),
-        "task_categories": ["sentence-similarity", "text-retrieval"],
-        "size_categories": [size_category(int(kept or 0))],
-        "configs": [
-            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]},
-            {"config_name": "rejects", "data_files": [{"split": "train", "path": "rejects/train-*"}]},
-        ],
-        "synthgen": {"command": kind, "kept": kept, "rejected": rejected, "candidates": candidates,
-                     "sources": sorted(per_source)},
-    }
+    hub = info.get("hub_configs")
+    configs = list(hub) if hub else [n for n in CONFIGS]
+    meta = metadata(info, name, kind, int(kept or 0), per_source, configs, _sample_texts(folder))
+    meta["synthgen"] = {"command": kind, "kept": kept, "rejected": rejected, "candidates": candidates,
+                        "sources": sorted(per_source)}
+    source = source_dataset(info)
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
              f"# synthgen hard negatives: `{name}`", "",
              f"(query, positive, negative) triples for dense-retriever training, written by `synthgen {kind}`: "
              f"**{_cell(kept)} kept** of {_cell(candidates)} candidates ({_cell(rejected)} rejected, kept in the "
              "`rejects` config with the stage and the reason). Every negative records its `source` "
-             "(synthetic/bm25/dense/random), `strategy`, `model`, `template_hash` and the scores that validated it.",
-             "", "```python", "from datasets import load_dataset",
-             "ds = load_dataset(\"<repo-id>\", split=\"train\")  # or datasets.load_from_disk(\"<run>/"
-             f"{kept_name}\")", "train = ds.select_columns([\"anchor\", \"positive\", \"negative\"])", "```", ""]
+             "(synthetic/bm25/dense/random), `strategy`, `model`, `template_hash` and the scores that validated it "
+             "(config `full`).", ""]
+    if source:
+        lines += [f"Source dataset: [{source}]({source_link(source)}).", ""]
+    if meta["license"] == "unknown":
+        lines += ["License: not set (`card.license`); the source corpus' terms apply to the passages.", ""]
+    lines += configs_section(hub, configs)
+    lines += trainer_snippets(info.get("repo_id") or "<repo-id>")
+    lines += ["Locally: `datasets.load_from_disk(\"<run>/" + kept_name + "\")` holds the `full` rows.", ""]
 
     # Sources and generator.
     lines += ["## Sources", ""]
@@ -195,12 +200,11 @@ def render_card(folder: Path, info: dict[str, Any]) -> str:
 
     hists = info.get("histograms") or []
     if hists:
-        lines += ["## Histograms", "", "Scores of the negatives that reached the scorer, kept vs rejected.", ""]
+        lines += ["## Score histograms", "", "Scores of the negatives that reached the scorer, kept vs rejected.", ""]
         lines += [f"![{Path(h).stem}]({h})" for h in hists] + [""]
-    versions = info.get("versions") or {}
-    if versions:
-        lines += ["## Provenance", "", f"Finished {info.get('finished_at', '–')}; "
-                  f"{_cell(info.get('seconds'))} s. Package versions: {_cell(versions)}.", ""]
+    if info.get("finished_at") or info.get("seconds") is not None:
+        lines += ["## Provenance", "", f"Finished {info.get('finished_at', '–')}; {_cell(info.get('seconds'))} s.", ""]
+    lines += reproduction_section(info, kind)
     return "\n".join(lines)
 
 

@@ -1,4 +1,18 @@
-"""Command line: `synthgen generate`, `synthgen prompts`."""
+"""synthgen: validated hard negatives for dense-retriever training, written by an LLM or mined from a corpus.
+
+commands:
+  generate   the whole pipeline (read, prompt, generate, validate, write) into outputs/<run>
+  mine       BM25 / dense / random negatives (optionally mixed with LLM ones), validated, into outputs/<run>
+  validate   the validation stage alone on a candidates file
+  export     a run in a trainer's format (triplet, n-tuple, labeled-pair, flagembedding, tevatron[-v2], hub)
+  push       publish a run to the Hugging Face Hub (one config per training format)
+  prompts    list the strategies, or show what one sends
+  config     every config key with type, default and help; or the resolved config
+  eval       A/B of negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100
+  audit      measure validation on dense qrels: hide positives, count kept false negatives
+
+Every command that reads the config takes --config FILE and --set KEY=VALUE (see `synthgen config --defaults`).
+"""
 
 from __future__ import annotations
 
@@ -15,12 +29,24 @@ log = logging.getLogger("synthgen")
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set llm.concurrency=8 (repeatable)")
+                   help="override a config key, e.g. --set llm.concurrency=8 (repeatable; the value is typed by the "
+                        "key: text keys keep the text as given)")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("synthgen")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="synthgen", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = argparse.ArgumentParser(prog="synthgen", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"synthgen {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="run the whole pipeline and write a dataset")
     _add_config_args(gen)
@@ -35,14 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(mi)
     ex = sub.add_parser("export", help="write a run's triplets in a trainer's format")
     ex.add_argument("run", help="run folder (its triplets/ or kept/) or a dataset folder")
-    ex.add_argument("--format", required=True, choices=["triplet", "n-tuple", "labeled-pair", "flagembedding", "tevatron"])
-    ex.add_argument("--output", required=True, help="dataset folder (triplet, n-tuple, labeled-pair) or folder for train.jsonl")
-    ex.add_argument("--num-negatives", type=int, help="n-tuple: negatives per row (default: the most common count)")
-    ex.add_argument("--scores", action="store_true", help="flagembedding: add pos_scores/neg_scores")
-    pu = sub.add_parser("push", help="publish a run's splits and card to the Hugging Face Hub (token: $HF_TOKEN)")
+    from synthgen.export import FORMATS, LABELS
+
+    ex.add_argument("--format", required=True, choices=FORMATS,
+                    help="triplet, n-tuple, labeled-pair: dataset folders; flagembedding, tevatron (v1 layout), "
+                         "tevatron-v2: train.jsonl (+ corpus.jsonl); hub: the folder `push` uploads")
+    ex.add_argument("--output", required=True, help="dataset folder, or the folder for the .jsonl files / hub layout")
+    ex.add_argument("--num-negatives", type=int, help="n-tuple, hub: negatives per row (default: the most common count)")
+    ex.add_argument("--scores", action="store_true", help="flagembedding: add pos_scores/neg_scores (all must exist)")
+    ex.add_argument("--labels", choices=list(LABELS), default="score",
+                    help="labeled-pair: " + "; ".join(f"{k} = {v}" for k, v in LABELS.items()))
+    pu = sub.add_parser("push", help="publish a run to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)")
     pu.add_argument("run", help="run folder")
     pu.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
-    pu.add_argument("--private", action="store_true", help="create the repository as private")
+    vis = pu.add_mutually_exclusive_group()
+    vis.add_argument("--private", dest="private", action="store_const", const=True, default=None,
+                     help="make the repository private (also an existing one)")
+    vis.add_argument("--public", dest="private", action="store_const", const=False,
+                     help="make the repository public (also an existing one); neither: the Hub's default for a "
+                          "new repository, unchanged for an existing one")
+    pu.add_argument("--num-negatives", type=int, help="n-tuple config: negatives per row (default: the most common)")
+    co = sub.add_parser("config", help="every config key with type, default and help; or the resolved config")
+    what = co.add_mutually_exclusive_group()
+    what.add_argument("--defaults", action="store_true", help="list every key: type, default, help")
+    what.add_argument("--explain", metavar="KEY", help="one key (or a section, e.g. llm): type, default, value, help")
+    _add_config_args(co)
     au = sub.add_parser("audit", help="measure validation on dense qrels: hide positives, run mine/generate, "
                                       "count kept false negatives, compare with sentence-transformers' miner")
     from synthgen.audit.command import add_audit_args
@@ -57,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
     add_eval_args(ev)
     _add_config_args(ev)
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    for name, p in sub.choices.items():
+        # `synthgen X --help` starts with what X does; --set keys are listed by `synthgen config --defaults`.
+        p.description = p.description or helps.get(name)
+        if any(a.dest == "overrides" for a in p._actions):
+            p.epilog = "config keys for --set: `synthgen config --defaults`; one key: `synthgen config --explain KEY`"
     return parser
 
 
@@ -70,7 +119,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from synthgen.export import export
 
-    info = export(args.run, args.format, args.output, args.num_negatives, args.scores)
+    info = export(args.run, args.format, args.output, args.num_negatives, args.scores, args.labels)
     print(f"{info['format']}: {info['rows']} rows from {info['source']}")
     print(info["path"])
     return 0
@@ -79,7 +128,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     from synthgen.push import push
 
-    print(push(args.run, args.repo_id, args.private))
+    print(push(args.run, args.repo_id, args.private, num_negatives=args.num_negatives))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from synthgen.config import config_to_dict
+    from synthgen.config_keys import render_defaults, render_explain
+
+    if args.defaults:
+        print(render_defaults())
+        return 0
+    current = config_to_dict(load_config(args.config, args.overrides))
+    if args.explain:
+        print(render_explain(args.explain, current))
+        return 0
+    print(yaml.safe_dump(current, sort_keys=False, allow_unicode=True).rstrip())
     return 0
 
 
@@ -168,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     import datasets
 
     datasets.disable_progress_bars()  # synthgen shows its own progress; datasets' bars are noise here
+    from synthgen.progress import quiet_library_bars
+
+    quiet_library_bars()
     from synthgen.generate import RunAborted
     from synthgen.prompt import PromptError
     from synthgen.read import LoaderError
@@ -176,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     from synthgen.push import PushError
 
     handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts, "mine": cmd_mine,
-                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "audit": cmd_audit, "cache": cmd_cache}
+                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "audit": cmd_audit, "cache": cmd_cache,
+                "config": cmd_config}
     try:
         return handlers[args.command](args)
     except (ConfigError, LoaderError, PromptError, ServerError, RunAborted, PushError) as exc:
@@ -185,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synthgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `synthgen config --defaults | head`: the reader left; not an error
+        sys.stdout = None  # nothing more to flush at exit
+        return 0
     except OSError as exc:  # e.g. a full disk while writing: the previous complete outputs are untouched
         print(f"synthgen: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

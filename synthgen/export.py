@@ -7,9 +7,11 @@ folder itself. Formats:
 |---|---|---|
 | `triplet` | datasets folder (load_from_disk) | `anchor, positive, negative`: one per kept negative |
 | `n-tuple` | datasets folder | `anchor, positive, negative_1..negative_k`: one per (query, positive) with >= k negatives, the k hardest |
-| `labeled-pair` | datasets folder | `anchor, passage, score`: each (query, positive) and each negative once, `score` = the scorer's (teacher) score |
-| `flagembedding` | `DIR/train.jsonl` | `{query, pos: [..], neg: [..]}` per query (+ `pos_scores`, `neg_scores` with --scores) |
-| `tevatron` | `DIR/train.jsonl` | `{query_id, query, positive_passages: [{docid, title, text}], negative_passages: [..]}` per query |
+| `labeled-pair` | datasets folder | each (query, positive) and each negative once: `anchor, passage, score` (`--labels score`, the scorer's teacher score: CoSENT/AnglE) or `anchor, passage, label` (`--labels binary`, 1/0: ContrastiveLoss) |
+| `flagembedding` | `DIR/train.jsonl` | `{query, pos: [..], neg: [..]}` per query (+ `pos_scores`, `neg_scores` with --scores; never null) |
+| `tevatron` | `DIR/train.jsonl` | `{query_id, query, positive_passages: [{docid, title, text}], negative_passages: [..]}` per query (v1 layout, read by v2 too) |
+| `tevatron-v2` | `DIR/train.jsonl` + `DIR/corpus.jsonl` | `{query_id, query_text, positive_document_ids, negative_document_ids}` per query; `{docid, text}` per passage |
+| `hub` | folder | one parquet config per training format + the card (see synthgen/hub_layout.py) |
 
 sentence-transformers takes every non-label column as an input, so the dataset formats hold exactly
 these columns; provenance stays in the run folder.
@@ -32,8 +34,11 @@ from synthgen.schema import Batch
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("triplet", "n-tuple", "labeled-pair", "flagembedding", "tevatron")
+FORMATS = ("triplet", "n-tuple", "labeled-pair", "flagembedding", "tevatron", "tevatron-v2", "hub")
 DATASET_FORMATS = ("triplet", "n-tuple", "labeled-pair")
+# labeled-pair label families: the column name is what sentence-transformers' losses look for.
+LABELS = {"score": "float teacher score (CoSENTLoss, AnglELoss, distillation)",
+          "binary": "1 for a positive, 0 for a negative (ContrastiveLoss, OnlineContrastiveLoss)"}
 
 
 def source_dataset(run: str | Path) -> Path:
@@ -110,11 +115,17 @@ def to_n_tuple(rows: Batch, k: int | None = None) -> tuple[pa.Table, dict[str, A
     return table, {"num_negatives": k, "groups": len(groups), "groups_dropped": dropped}
 
 
-def to_labeled_pair(rows: Batch) -> tuple[pa.Table, dict[str, Any]]:
-    """(anchor, passage, score): every (query, positive) once with its score, every negative with its own."""
+def to_labeled_pair(rows: Batch, labels: str = "score") -> tuple[pa.Table, dict[str, Any]]:
+    """Every (query, positive) once and every negative once, labelled for one loss family (see LABELS).
+
+    `score`: the validation scorer's score (rows it never scored are left out and counted);
+    `binary`: 1 for positives, 0 for negatives (every row).
+    """
+    if labels not in LABELS:
+        raise LoaderError(f"unknown label family {labels!r} (choose from: {', '.join(LABELS)})")
     anchors: list[str] = []
     passages: list[str] = []
-    scores: list[float] = []
+    values: list[float | int] = []
     seen: set[tuple[str, str]] = set()
     unscored = 0
     n = len(rows["anchor"])
@@ -126,18 +137,25 @@ def to_labeled_pair(rows: Batch) -> tuple[pa.Table, dict[str, Any]]:
             if key in seen:
                 continue
             seen.add(key)
-            score = rows[score_col][i]
-            if score is None:
+            if labels == "binary":
+                value: float | int = int(kind == "pos")
+            elif rows[score_col][i] is None:
                 unscored += 1
                 continue
+            else:
+                value = float(rows[score_col][i])
             anchors.append(rows["anchor"][i])
             passages.append(rows[text_col][i])
-            scores.append(float(score))
-    if not scores:
-        raise LoaderError("labeled-pair needs positive_score/negative_score: the run has no scored rows")
+            values.append(value)
+    if not values:
+        raise LoaderError("labeled-pair --labels score needs positive_score/negative_score: the run has no "
+                          "scored rows (use --labels binary)")
+    if unscored:
+        log.warning("labeled-pair: %d unscored passages left out (use --labels binary to keep them)", unscored)
+    column, dtype = ("label", pa.int64()) if labels == "binary" else ("score", pa.float64())
     table = pa.table({"anchor": pa.array(anchors, pa.string()), "passage": pa.array(passages, pa.string()),
-                      "score": pa.array(scores, pa.float64())})
-    return table, {"unscored_left_out": unscored}
+                      column: pa.array(values, dtype)})
+    return table, {"labels": labels, "unscored_left_out": unscored}
 
 
 def _per_query(rows: Batch) -> list[dict[str, Any]]:
@@ -156,13 +174,20 @@ def _per_query(rows: Batch) -> list[dict[str, Any]]:
 
 
 def to_flagembedding(rows: Batch, scores: bool = False) -> list[dict[str, Any]]:
+    """FlagEmbedding's `{query, pos, neg}` lines; with `scores`, teacher scores that are never null."""
     out = []
+    missing = 0
     for g in _per_query(rows):
         rec: dict[str, Any] = {"query": g["query"], "pos": list(g["pos"]), "neg": list(g["neg"])}
         if scores:
             rec["pos_scores"] = [v["score"] for v in g["pos"].values()]
             rec["neg_scores"] = [v["score"] for v in g["neg"].values()]
+            missing += sum(s is None for s in rec["pos_scores"] + rec["neg_scores"])
         out.append(rec)
+    if missing:
+        # FlagEmbedding's distillation rejects non-numeric scores; a made-up default would teach wrong targets.
+        raise LoaderError(f"flagembedding --scores: {missing} passages have no score (they never reached the "
+                          "scorer); rescore with `synthgen validate` or export without --scores")
     return out
 
 
@@ -172,6 +197,22 @@ def to_tevatron(rows: Batch) -> list[dict[str, Any]]:
              "positive_passages": [{"docid": v["id"], "title": "", "text": t} for t, v in g["pos"].items()],
              "negative_passages": [{"docid": v["id"], "title": "", "text": t} for t, v in g["neg"].items()]}
             for g in _per_query(rows)]
+
+
+def to_tevatron_v2(rows: Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Tevatron v2's id-based layout: (train records, corpus records); every referenced docid is in the corpus."""
+    train: list[dict[str, Any]] = []
+    corpus: dict[str, str] = {}
+    differing = 0
+    for g in _per_query(rows):
+        for text, v in list(g["pos"].items()) + list(g["neg"].items()):
+            differing += corpus.setdefault(v["id"], text) != text
+        train.append({"query_id": g["query_id"], "query_text": g["query"],
+                      "positive_document_ids": [v["id"] for v in g["pos"].values()],
+                      "negative_document_ids": [v["id"] for v in g["neg"].values()]})
+    if differing:  # e.g. a positive truncated by input.max_passage_chars, mined whole for another query
+        log.warning("tevatron-v2: %d passages share a docid with a different text; the first text is kept", differing)
+    return train, [{"docid": d, "text": t} for d, t in corpus.items()]
 
 
 def _write_jsonl(records: list[dict[str, Any]], dest: Path) -> None:
@@ -184,12 +225,16 @@ def _write_jsonl(records: list[dict[str, Any]], dest: Path) -> None:
 
 
 def export(run: str | Path, fmt: str, output: str | Path, num_negatives: int | None = None,
-           scores: bool = False) -> dict[str, Any]:
+           scores: bool = False, labels: str = "score") -> dict[str, Any]:
     """Write `fmt` from the run into `output`; returns {format, source, path, rows, ...}."""
     from synthgen.write import save_dataset
 
     if fmt not in FORMATS:
         raise LoaderError(f"unknown export format {fmt!r} (choose from: {', '.join(FORMATS)})")
+    if fmt == "hub":
+        from synthgen.hub_layout import write_layout
+
+        return write_layout(run, output, num_negatives)
     rows = load_rows(run)
     if not rows["anchor"]:
         raise LoaderError(f"{source_dataset(run)}: no rows to export")
@@ -202,13 +247,19 @@ def export(run: str | Path, fmt: str, output: str | Path, num_negatives: int | N
         elif fmt == "n-tuple":
             table, extra = to_n_tuple(rows, num_negatives)
         else:
-            table, extra = to_labeled_pair(rows)
+            table, extra = to_labeled_pair(rows, labels)
         if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "state.json").is_file())):
             # save_dataset replaces the folder: never do that to something that is not a dataset.
             raise LoaderError(f"{out}: exists and is not a dataset folder; choose an empty or new --output")
         out.parent.mkdir(parents=True, exist_ok=True)
         save_dataset(table, out)
         info.update(path=str(out), rows=table.num_rows, columns=table.column_names, **extra)
+    elif fmt == "tevatron-v2":
+        train, corpus = to_tevatron_v2(rows)
+        _write_jsonl(corpus, out / "corpus.jsonl")
+        _write_jsonl(train, out / "train.jsonl")
+        info.update(path=str(out / "train.jsonl"), corpus=str(out / "corpus.jsonl"), rows=len(train),
+                    corpus_rows=len(corpus))
     else:
         records = to_flagembedding(rows, scores) if fmt == "flagembedding" else to_tevatron(rows)
         dest = out / "train.jsonl"

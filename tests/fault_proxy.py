@@ -15,12 +15,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 KINDS = ("429", "500", "503", "delay", "cut", "truncate", "malformed")
+MORE_KINDS = ("408", "409")  # transient statuses a client must also retry
+
+
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, period: int = 5, kinds: tuple[str, ...] = KINDS, delay_s: float = 5.0):
+    def __init__(self, upstream: str, period: int = 5, kinds: tuple[str, ...] = KINDS, delay_s: float = 5.0,
+                 refuse_params: tuple[str, ...] = ()):
         self.upstream = upstream.rstrip("/")  # e.g. http://127.0.0.1:PORT (no /v1)
         self.period, self.kinds, self.delay_s = period, kinds, delay_s
+        # Answer 400 naming the parameter, as a server that does not know it does (e.g. max_completion_tokens).
+        self.refuse_params = refuse_params
+        self.bodies: list[dict] = []  # every POSTed JSON body, in order
         self.requests = 0
         self.faults: Counter = Counter()
         self._lock = threading.Lock()
@@ -82,11 +89,18 @@ class FaultProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sent = json.loads(body or b"{}")
+                proxy.bodies.append(sent)
+                refused = [p for p in proxy.refuse_params if p in sent]
+                if refused:
+                    message = f"Unrecognized request argument supplied: {refused[0]}"
+                    return self._send(400, json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                                                 "param": refused[0]}}).encode())
                 fault = proxy.next_fault()
                 error = json.dumps({"error": {"message": f"injected {fault}"}}).encode()
                 if fault == "429":
                     return self._send(429, error, {"Retry-After": "0.2"})
-                if fault in ("500", "503"):
+                if fault in ("500", "503", "408", "409"):
                     return self._send(int(fault), error)
                 if fault == "cut":  # drop the connection without a response
                     self.close_connection = True

@@ -31,7 +31,9 @@ def test_card_of_a_mine_run_renders_every_count(mined_run):
     meta = _front_matter(text)
     assert meta["synthgen"]["kept"] == info["counts"]["kept"] and meta["synthgen"]["command"] == "mine"
     assert meta["size_categories"] == ["n<1K"] and "text-retrieval" in meta["task_categories"]
-    assert [c["config_name"] for c in meta["configs"]] == ["default", "rejects"]
+    assert [c["config_name"] for c in meta["configs"]] == ["triplet", "n-tuple", "pair-score", "pair-label", "full",
+                                                           "rejects"]
+    assert meta["license"] == "unknown" and meta["language"] == ["en"]  # Cranfield: detected, not hard-coded
     rows = _table_rows(text)
     for key, value in info["counts"].items():
         if not isinstance(value, dict):
@@ -49,7 +51,8 @@ def test_card_of_a_mine_run_renders_every_count(mined_run):
     for key, value in info["qrels_check"].items():
         assert (key, str(value)) in rows
     for key in ("max_relative", "near_duplicate", "collision", "min_chars"):
-        assert (key, f"{info['config']['validate'][key]:g}") in rows
+        value = info["config"]["validate"][key]
+        assert (key, "–" if value is None else f"{value:g}") in rows
     assert ("range_max", "30") in rows and ("k", "2") in rows
     for png in info["histograms"]:
         assert f"]({png})" in text and (folder / png).is_file()
@@ -93,32 +96,51 @@ def test_card_of_a_generate_run(tmp_path):
     assert "![hist_difficulty](hist_difficulty.png)" in text
 
 
+def test_card_metadata_from_config_and_reproduction(tmp_path):
+    info = {**GENERATE_INFO, "config": {**GENERATE_INFO["config"], "input": {"path": "org/source-corpus"},
+                                        "card": {"license": "cc-by-4.0", "language": ["de"]}}}
+    text = write_card(tmp_path, info).read_text()
+    meta = _front_matter(text)
+    assert meta["license"] == "cc-by-4.0" and meta["language"] == ["de"]
+    assert meta["source_datasets"] == ["org/source-corpus"] and meta["size_categories"] == ["n<1K"]
+    assert meta["task_categories"] == ["sentence-similarity", "text-retrieval"]
+    assert "[org/source-corpus](https://huggingface.co/datasets/org/source-corpus)" in text
+    # Reproduction: the command, the resolved config as YAML that loads back, the versions.
+    repro = text.split("## Reproduction", 1)[1]
+    assert "synthgen generate --config config.yaml" in repro and "pip install synthgen==" in repro
+    block = repro.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == info["config"]
+    assert ("datasets", "5.2.0") in _table_rows(repro)
+    for snippet in ("MultipleNegativesRankingLoss", "FlagEmbedding.finetune.embedder", "tevatron.retriever.driver.train"):
+        assert snippet in text
+    assert "## Score histograms" in text
+
+
 def test_push_arguments():
-    args = build_parser().parse_args(["push", "outputs/r", "--repo-id", "org/name", "--private"])
+    parse = build_parser().parse_args
+    args = parse(["push", "outputs/r", "--repo-id", "org/name", "--private"])
     assert (args.command, args.run, args.repo_id, args.private) == ("push", "outputs/r", "org/name", True)
-    assert build_parser().parse_args(["push", "r", "--repo-id", "o/n"]).private is False
+    assert parse(["push", "r", "--repo-id", "o/n", "--public"]).private is False
+    assert parse(["push", "r", "--repo-id", "o/n"]).private is None  # left to the Hub
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["push", "r"])  # --repo-id is required
+        parse(["push", "r"])  # --repo-id is required
+    with pytest.raises(SystemExit):
+        parse(["push", "r", "--repo-id", "o/n", "--private", "--public"])
 
 
 def test_push_plan(mined_run):
     p = plan(mined_run["folder"])
-    assert p["splits"]["default"].name == "triplets" and p["splits"]["rejects"].name == "rejects"
+    assert p["kept"].name == "triplets" and p["rejects"].name == "rejects"
     assert {"README.md", "run.json", "hist_negative_score.png", "hist_difficulty.png"} <= set(p["files"])
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"HF_HUB_OFFLINE": "1", "HF_TOKEN": TOKEN},
-     "synthgen: error: cannot reach the Hugging Face Hub: offline mode is on (HF_HUB_OFFLINE=1); unset it to push"),
-    ({"HF_HUB_OFFLINE": "0", "HF_TOKEN": ""},
-     "synthgen: error: HF_TOKEN is not set: export a Hugging Face write token in the environment"),
-])
-def test_push_fails_in_one_line(mined_run, monkeypatch, capsys, env, expected):
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
+def test_push_offline_fails_in_one_line(mined_run, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert main(["push", str(mined_run["folder"]), "--repo-id", "org/name"]) == 2
     out = capsys.readouterr()
-    assert out.err.strip() == expected and out.out == ""
+    assert out.err.strip() == ("synthgen: error: cannot reach the Hugging Face Hub: offline mode is on "
+                               "(HF_HUB_OFFLINE=1); unset it to push") and out.out == ""
 
 
 def test_push_bad_repo_id(mined_run, capsys):
@@ -126,16 +148,85 @@ def test_push_bad_repo_id(mined_run, capsys):
     assert capsys.readouterr().err.strip() == "synthgen: error: --repo-id must look like ORG/NAME, got 'no-slash'"
 
 
+def _push_env(tmp_path, endpoint, token=None):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")}
+    env |= {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    if token:
+        env["HF_TOKEN"] = token
+    return env
+
+
+def _push(folder, env, *flags, repo="org/name"):
+    return subprocess.run([sys.executable, "-m", "synthgen", "push", str(folder), "--repo-id", repo, *flags],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_push_without_any_token_is_one_line(mined_run, tmp_path):
+    proc = _push(mined_run["folder"], _push_env(tmp_path, "http://127.0.0.1:9"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "synthgen: error: no Hugging Face token: run `hf auth login` or export HF_TOKEN (a write token)"]
+
+
 def test_push_unreachable_hub_is_one_line_without_the_token(mined_run, tmp_path):
     """Online mode against a closed port: the Hub client's failure becomes one line; the token is nowhere."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN, "HF_ENDPOINT": "http://127.0.0.1:9",
-           "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2", "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([sys.executable, "-m", "synthgen", "push", str(mined_run["folder"]), "--repo-id", "org/name",
-                           "--private"], capture_output=True, text=True, timeout=300, env=env)
+    proc = _push(mined_run["folder"], _push_env(tmp_path, "http://127.0.0.1:9", TOKEN), "--private")
     assert proc.returncode == 2, proc.stderr[-2000:]
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("synthgen: error: push to org/name failed: "), proc.stderr[-2000:]
+    assert err[-1].startswith("synthgen: error: push to org/name failed: "), proc.stderr[-2000:]
+    assert [l for l in err if l.startswith("synthgen: error")] == [err[-1]]
     assert TOKEN not in proc.stdout + proc.stderr
     for name in ("run.json", "README.md"):
         assert TOKEN not in (mined_run["folder"] / name).read_text()
     assert TOKEN not in json.dumps(mined_run["info"])
+
+
+def test_push_to_a_hub_stub(mined_run, tmp_path):
+    """Token from the file `hf auth login` writes; visibility left to the Hub, changed only when asked; the
+    uploaded configs load by name and hold exactly the trainer columns."""
+    from datasets import load_dataset
+
+    from tests.hub_stub import HubStub, asked_private
+
+    with HubStub(default_private=True) as hub:  # an organisation whose new repos are private by default
+        env = _push_env(tmp_path, hub.endpoint)
+        (tmp_path / "hf").mkdir()
+        (tmp_path / "hf" / "token").write_text(TOKEN)
+        first = _push(mined_run["folder"], env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert first.stdout.strip().splitlines()[-1] == f"{hub.endpoint}/datasets/org/name"
+        (create,) = hub.calls("POST", "/api/repos/create")
+        assert asked_private(create["body"]) is None and hub.repos["org/name"].private is True
+        assert hub.requests and all(r["auth"] == f"Bearer {TOKEN}" for r in hub.requests)
+        assert TOKEN not in first.stdout + first.stderr
+        files = hub.repos["org/name"].files
+        assert "README.md" in files and ".synthgen-hub" not in files
+        card = _front_matter(files["README.md"].decode())
+        assert 'load_dataset("org/name", "triplet", split="train")' in files["README.md"].decode()
+        for c in card["configs"]:
+            (path,) = [f for f in files if f.startswith(c["config_name"] + "/train-")]
+        local = tmp_path / "downloaded"
+        for path, data in files.items():
+            (local / path).parent.mkdir(parents=True, exist_ok=True)
+            (local / path).write_bytes(data)
+        cache = str(tmp_path / "hf-cache")
+        assert load_dataset(str(local), "triplet", split="train", cache_dir=cache).column_names == [
+            "anchor", "positive", "negative"]
+        assert load_dataset(str(local), "pair-label", split="train", cache_dir=cache).column_names == [
+            "anchor", "passage", "label"]
+
+        # An existing repo: no flag leaves it as it is; --public changes it, and says so.
+        again = _push(mined_run["folder"], env)
+        assert again.returncode == 0 and not hub.calls("PUT", "/settings") and hub.repos["org/name"].private
+        assert "org/name exists and stays private" in again.stderr
+        public = _push(mined_run["folder"], env, "--public")
+        assert public.returncode == 0, public.stderr[-3000:]
+        (settings,) = hub.calls("PUT", "/settings")
+        assert asked_private(settings["body"]) is False and hub.repos["org/name"].private is False
+        assert "org/name was private; it is now public, as asked" in public.stderr
+        assert len(hub.calls("POST", "/api/repos/create")) == 1 and hub.repos["org/name"].commits == 3
+        # A new repo with --private asks for it at creation.
+        assert _push(mined_run["folder"], env, "--private", repo="org/other").returncode == 0
+        assert asked_private(hub.calls("POST", "/api/repos/create")[-1]["body"]) is True
+        assert hub.repos["org/other"].private is True and "README.md" in hub.repos["org/other"].files

@@ -51,7 +51,7 @@ def test_generate_cli_end_to_end(tmp_path):
 def test_malformed_output_is_retried_then_recorded(llama_server):
     # No schema and 4 tokens: the model cannot finish a JSON object, so every attempt fails to parse.
     cfg = LLMConfig(max_tokens=4, max_retries=1, response_format="none")
-    backend = OpenAIBackend(cfg, llama_server.base_url, llama_server.model_name, "none", 2)
+    backend = OpenAIBackend(cfg, llama_server.base_url, llama_server.model_name, "none", 2, "max_tokens")
     step = GenerateStep(backend)
     step.setup()
     try:

@@ -8,6 +8,7 @@ import pytest
 from datasets import load_dataset, load_from_disk
 
 from synthgen.cli import main
+from tests import format_checks
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,80 @@ def test_labeled_pair(mined_run, kept, tmp_path, capsys):
         assert row["score"] == pytest.approx(teacher[(row["anchor"], row["passage"])])
 
 
+def test_labeled_pair_binary_labels(mined_run, kept, tmp_path, capsys):
+    _export(capsys, mined_run["folder"], "labeled-pair", tmp_path / "b", "--labels", "binary")
+    ds = load_from_disk(str(tmp_path / "b"))
+    assert ds.column_names == ["anchor", "passage", "label"] and ds.features["label"].dtype == "int64"
+    positives = set(zip(kept["anchor"], kept["positive"]))
+    negatives = set(zip(kept["anchor"], kept["negative"]))
+    for row in ds:
+        key = (row["anchor"], row["passage"])
+        assert row["label"] == (1 if key in positives else 0) and (key in positives or key in negatives)
+    assert sum(ds["label"]) == len(set(zip(kept["query_id"], kept["positive_id"])))
+
+
+def _with_unscored_row(mined_run, tmp_path):
+    """A copy of the run's triplets whose first negative never reached the scorer."""
+    ds = load_from_disk(str(mined_run["folder"] / "triplets"))
+    ds = ds.map(lambda row, i: {"negative_score": None if i == 0 else row["negative_score"]}, with_indices=True)
+    ds.save_to_disk(str(tmp_path / "unscored"))
+    return tmp_path / "unscored"
+
+
+def test_flagembedding_scores_are_never_null(mined_run, tmp_path, capsys):
+    src = _with_unscored_row(mined_run, tmp_path)
+    assert main(["export", str(src), "--format", "flagembedding", "--scores", "--output", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("synthgen: error: flagembedding --scores: 1 passages have no score (they never reached the "
+                   "scorer); rescore with `synthgen validate` or export without --scores")
+    assert not (tmp_path / "f" / "train.jsonl").exists()
+    _export(capsys, src, "flagembedding", tmp_path / "f")  # without scores it is fine
+    assert "null" not in (tmp_path / "f" / "train.jsonl").read_text()
+    _export(capsys, src, "labeled-pair", tmp_path / "l")  # score labels: the unscored passage is left out
+    src_rows = load_from_disk(str(tmp_path / "unscored"))
+    pairs = set(zip(src_rows["query_id"], src_rows["positive_id"]))
+    negatives = set(zip(src_rows["query_id"], src_rows["negative_id"], src_rows["negative"]))
+    assert len(load_from_disk(str(tmp_path / "l"))) == len(pairs) + len(negatives) - 1
+
+
+def test_flagembedding_passes_its_dataset_checks(mined_run, kept, tmp_path, capsys):
+    for extra, kd in (((), False), (("--scores",), True)):
+        out = tmp_path / f"f{kd}"
+        _export(capsys, mined_run["folder"], "flagembedding", out, *extra)
+        items = format_checks.flagembedding_items(str(out / "train.jsonl"), knowledge_distillation=kd,
+                                            cache_dir=str(tmp_path / "hf-cache"))
+        assert [q for q, _, _ in items] == list(dict.fromkeys(kept["anchor"]))
+        for (query, passages, teacher) in items:
+            assert len(passages) == 4 and (teacher is None) == (not kd)
+            if kd:
+                assert all(isinstance(s, float) for s in teacher)
+    # Without --scores, FlagEmbedding's distillation mode refuses the file (its own check, re-implemented).
+    with pytest.raises(ValueError, match="pos_scores"):
+        format_checks.flagembedding_items(str(tmp_path / "fFalse" / "train.jsonl"), knowledge_distillation=True,
+                                            cache_dir=str(tmp_path / "hf-cache"))
+
+
+def test_tevatron_v2(mined_run, kept, tmp_path, capsys):
+    lines = _export(capsys, mined_run["folder"], "tevatron-v2", tmp_path / "v2")
+    train = [json.loads(l) for l in (tmp_path / "v2" / "train.jsonl").read_text().splitlines()]
+    corpus = {d["docid"]: d["text"] for d in map(json.loads, (tmp_path / "v2" / "corpus.jsonl").read_text().splitlines())}
+    groups = _by_query(kept)
+    assert lines[-1] == str(tmp_path / "v2" / "train.jsonl") and [r["query_id"] for r in train] == list(groups)
+    for rec in train:
+        idx = groups[rec["query_id"]]
+        assert list(rec) == ["query_id", "query_text", "positive_document_ids", "negative_document_ids"]
+        assert rec["query_text"] == kept["anchor"][idx[0]]
+        assert {corpus[d] for d in rec["positive_document_ids"]} == {kept["positive"][i] for i in idx}
+        assert {corpus[d] for d in rec["negative_document_ids"]} == {kept["negative"][i] for i in idx}
+    # Tevatron v2's TrainDataset, step by step: every docid resolves, every group has a positive and negatives.
+    items = format_checks.tevatron_items(str(tmp_path / "v2" / "train.jsonl"), str(tmp_path / "v2" / "corpus.jsonl"),
+                                         cache_dir=str(tmp_path / "hf-cache"))
+    assert len(items) == len(train) and all(len(docs) == 3 for _, docs in items)
+    for (query, docs), rec in zip(items, train):
+        assert query == rec["query_text"] and docs[0] in {corpus[d] for d in rec["positive_document_ids"]}
+        assert set(docs[1:]) <= {corpus[d] for d in rec["negative_document_ids"]}
+
+
 def test_flagembedding(mined_run, kept, tmp_path, capsys):
     lines = _export(capsys, mined_run["folder"], "flagembedding", tmp_path / "f", "--scores")
     path = tmp_path / "f" / "train.jsonl"
@@ -115,6 +190,11 @@ def test_tevatron(mined_run, kept, tmp_path, capsys):
             (kept["negative_id"][i], kept["negative"][i]) for i in idx}
     ds = load_dataset("json", data_files=str(tmp_path / "tv" / "train.jsonl"), split="train")
     assert ds[0]["negative_passages"][0]["docid"] == records[0]["negative_passages"][0]["docid"]
+    # Tevatron v2 still reads this layout (its `positive_passages` path: title + " " + text).
+    items = format_checks.tevatron_items(str(tmp_path / "tv" / "train.jsonl"), cache_dir=str(tmp_path / "hf-cache"))
+    assert [q for q, _ in items] == [r["query"] for r in records]
+    assert all(d.strip() in {p["text"] for r in records for p in r["positive_passages"] + r["negative_passages"]}
+               for _, docs in items for d in docs)
 
 
 def test_export_errors_are_one_line(tmp_path, capsys, mined_run):

@@ -18,7 +18,7 @@ def test_each_fault_is_retried_then_succeeds(llama_server, kind):
     upstream = llama_server.base_url.removesuffix("/v1")
     with FaultProxy(upstream, period=2, kinds=(kind,), delay_s=31.0) as proxy:  # fault on the 1st request only
         cfg = LLMConfig(max_tokens=64, max_retries=2, timeout_s=30.0)
-        backend = OpenAIBackend(cfg, proxy.base_url, llama_server.model_name, "json_object_schema", 1)
+        backend = OpenAIBackend(cfg, proxy.base_url, llama_server.model_name, "json_object_schema", 1, "max_tokens")
         try:
             (comp,) = backend.complete([PROMPT])
         finally:

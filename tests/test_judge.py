@@ -30,7 +30,7 @@ def test_parse_judgement_rejects_other_replies(reply):
 def _judge(server, band):
     (template,) = load_templates(None, kind="judge")
     backend = OpenAIBackend(LLMConfig(max_retries=1, seed=0), server.base_url, server.model_name,
-                            "json_object_schema", 1)
+                            "json_object_schema", 1, "max_tokens")  # llama-cpp-python ignores max_completion_tokens
     return JudgeFilter(backend, template, ValidateConfig(judge={"enabled": True, "band": band}))
 
 
