@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rapidfuzz import fuzz, process
 
 from synthgen.config import MINE_SOURCES, Config, InputConfig, MineConfig, config_to_dict
 from synthgen.dedup import CopyIndex, normalise

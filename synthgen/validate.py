@@ -247,7 +247,7 @@ class JudgeFilter(Filter):
 
     def decide(self, batch: Batch) -> list[str | None]:
         lo = self.cfg.max_relative - self.cfg.judge.band
-        rows = [i for i, d in enumerate(batch["difficulty"]) if lo <= d < self.cfg.max_relative]
+        rows = [i for i, d in enumerate(batch["difficulty"]) if d is not None and lo <= d < self.cfg.max_relative]
         reasons: list[str | None] = [None] * len(batch["negative"])
         if not rows:
             return reasons

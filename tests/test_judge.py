@@ -64,7 +64,8 @@ def test_validate_command_with_the_judge(llama_server, tmp_path):
     out = tmp_path / "validated"
     proc = subprocess.run(
         [sys.executable, "-m", "synthgen", "validate", "--input", str(src), "--output", str(out),
-         "--set", "validate.min_score=0.1", "--set", "validate.judge.enabled=true", "--set", "validate.judge.band=1.0",
+         "--set", "validate.min_score=0.1", "--set", "validate.collision=95", "--set", "validate.judge.enabled=true",
+         "--set", "validate.judge.band=1.0",
          "--set", f"llm.base_url={llama_server.base_url}", "--set", f"llm.model={llama_server.model_name}"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
