@@ -193,7 +193,7 @@ class MineConfig(_Section):
                                         "(>= each count; the surplus replaces rejected ones)")
     range_min: int = Field(0, ge=0, description="skip the range_min best-ranked non-positive passages "
                                                 "(likely unlabelled positives)")
-    range_max: int = Field(300, ge=1, description="mine only ranks below this (after removing the positives); "
+    range_max: int = Field(500, ge=1, description="mine only ranks below this (after removing the positives); "
                                                   "deep enough that a query with many positives still has a "
                                                   "candidate for each after near_positive")
     reuse: int = Field(3, ge=1, description="a mined passage may be the negative of up to this many positives of "
