@@ -246,8 +246,6 @@ class OpenAIBackend(Backend):
                         # A fixed seed would repeat the same malformed text on every retry.
                         extra["seed"] = self.cfg.seed + attempt.retry_state.attempt_number - 1
                     resp = await self._create(messages, req, extra)
-                    if isinstance(resp, str):  # the openai client hands back a body that is not JSON as text
-                        raise ValueError(f"the server's answer is not JSON: {resp.strip()[:80]!r}")
                     if resp.usage is not None:
                         self.usage.prompt_tokens += resp.usage.prompt_tokens or 0
                         self.usage.completion_tokens += resp.usage.completion_tokens or 0
@@ -272,6 +270,8 @@ class OpenAIBackend(Backend):
                       **extra)
         try:
             resp = await self._client.chat.completions.create(**kwargs, **{param: req.max_tokens})
+            if isinstance(resp, str):  # the openai client hands back a body that is not JSON as text
+                raise ValueError(f"the server's answer is not JSON: {resp.strip()[:80]!r}")
         except openai.APIStatusError as exc:
             if not self._auto_token_param or not rejects_param(exc, param):
                 raise
