@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 # llama.cpp is built for a portable x86-64 feature set, not -march=native: a native build on these VMs enabled
 # instructions the hypervisor does not allow and died with "Illegal instruction" on the first generated token.
 # --no-cache-dir: never reuse a natively built wheel from pip's cache. Skipped when already installed.
-LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON,)
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF,)
 LLAMA_PIN := llama-cpp-python[server]==0.3.36
 
 .PHONY: install install-vllm generate test test-slow eval bench clean
