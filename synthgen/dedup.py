@@ -24,8 +24,8 @@ def normalise(text: str | None) -> str:
 
 
 class DedupFilter(Filter):
-    """Duplicates among the negatives of a (query, positive) pair, and near-copies of ANY known positive of the query (not only the
-    row's own: a copy of a sibling positive is just as much a false negative)."""
+    """Duplicates among the negatives of a (query, positive) pair, and near-copies of ANY known positive of
+    the query (not only the row's own: a copy of a sibling positive is just as much a false negative)."""
 
     name = "dedup"
 

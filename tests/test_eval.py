@@ -222,3 +222,15 @@ def test_format_table_marks_noise():
                                            {"ndcg@10": 0.376, "ndcg@10_std": 0.001})}}}
     table = format_table(res)
     assert "-0.0360 (real)" in table
+
+
+def test_eval_validates_with_an_encoder_independent_of_the_trained_one(minilm):
+    """Unless asked, synthgen's validation inside eval does not score with the model it fine-tunes."""
+    from synthgen.config import ScorerConfig
+    from synthgen.eval_run import EvalOptions, validation_scorer
+    from synthgen.scorer import BiEncoderScorer, E5Scorer
+
+    default = validation_scorer(ScorerConfig(), EvalOptions().validator, minilm, "all-MiniLM-L6-v2")
+    assert isinstance(default, E5Scorer) and default.score(["why is the sky blue"], ["Rayleigh scattering."])[0] > 0
+    circular = validation_scorer(ScorerConfig(), "start-model", minilm, "all-MiniLM-L6-v2")
+    assert isinstance(circular, BiEncoderScorer) and circular.model is minilm

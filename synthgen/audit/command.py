@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from synthgen.audit.metrics import audit_rows, synthetic_verdict
+from synthgen.audit.metrics import audit_rows, hardness, synthetic_verdict
 from synthgen.audit.report import write_report
 from synthgen.audit.split import make_split, write_visible_input
 from synthgen.cache import content_key
@@ -40,23 +40,6 @@ def add_audit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-st", action="store_true", help="skip the sentence-transformers mine_hard_negatives sweep")
     p.add_argument("--independent-sample", type=int, default=100,
                    help="kept negatives per setting scored by the independent model (it is slow on CPU; 0 = all)")
-
-
-def _sample(n: int, k: int, seed: int) -> list[int]:
-    if not k or n <= k:
-        return list(range(n))
-    return sorted(np.random.default_rng(seed).choice(n, size=k, replace=False).tolist())
-
-
-def hardness(rows: list[tuple[str, str]], mining, independent, sample: int, seed: int) -> dict[str, float | None]:
-    """Mean query-negative score of both models; the independent one on a seeded sample of rows."""
-    if not rows:
-        return {"hardness_mining": None, "hardness_independent": None}
-    qs, ns = [q for q, _ in rows], [n for _, n in rows]
-    pick = _sample(len(rows), sample, seed)
-    ind = independent.score([qs[i] for i in pick], [ns[i] for i in pick])
-    return {"hardness_mining": round(float(np.mean(mining.score(qs, ns))), 4),
-            "hardness_independent": round(float(np.mean(ind)), 4), "independent_scored": len(pick)}
 
 
 def _load_rows(run: Path) -> tuple[dict[str, list], dict[str, list]]:

@@ -7,8 +7,10 @@ crafted-corpus test can check exact counts.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from statistics import mean, median
+from statistics import mean
 from typing import Any
+
+import numpy as np
 
 from synthgen.pipeline import reason_key
 from synthgen.schema import Batch
@@ -114,5 +116,18 @@ def audit_rows(kept_batch: Batch, rejected_batch: Batch, hidden: dict[str, set[s
     }
 
 
-def per_query_median(scores: dict[str, list[float]]) -> dict[str, float]:
-    return {q: median(v) for q, v in scores.items() if v}
+def _sample(n: int, k: int, seed: int) -> list[int]:
+    if not k or n <= k:
+        return list(range(n))
+    return sorted(np.random.default_rng(seed).choice(n, size=k, replace=False).tolist())
+
+
+def hardness(rows: list[tuple[str, str]], mining, independent, sample: int, seed: int) -> dict[str, float | None]:
+    """Mean query-negative score of both models; the independent one on a seeded sample of rows."""
+    if not rows:
+        return {"hardness_mining": None, "hardness_independent": None}
+    qs, ns = [q for q, _ in rows], [n for _, n in rows]
+    pick = _sample(len(rows), sample, seed)
+    ind = independent.score([qs[i] for i in pick], [ns[i] for i in pick])
+    return {"hardness_mining": round(float(np.mean(mining.score(qs, ns))), 4),
+            "hardness_independent": round(float(np.mean(ind)), 4), "independent_scored": len(pick)}

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from synthgen.audit.metrics import hardness
 from synthgen.audit.split import AuditSplit
 from synthgen.config import Config, ScorerConfig
 
@@ -25,12 +26,14 @@ def open_mining_scorer(cfg: Config, corpus: dict[str, str]):
     dense = DenseMiner(model, name, ref, Corpus(list(corpus), list(corpus.values())), cfg.mine)
     dense.setup()
     scorer = BiEncoderScorer(model, name, ScorerConfig(max_length=cfg.mine.max_seq_length,
-                                                       batch_size=cfg.mine.batch_size))
-    scorer.preload(dense.corpus.texts, np.asarray(dense.emb))
+                                                       batch_size=cfg.mine.batch_size,
+                                                       query_prompt=cfg.mine.query_prompt,
+                                                       passage_prompt=cfg.mine.passage_prompt))
+    scorer.preload(dense.corpus.texts, dense.emb)
     return scorer, name
 
 
-def seed_st_cache(folder: Path, model, corpus: list[str], mining) -> None:
+def seed_st_cache(folder: Path, model, corpus: list[str], mining, prompt: str | None) -> None:
     """Write the miner's corpus embeddings (same model, same max length, normalised) where `mine_hard_negatives`
     looks for its embedding cache, so the sweep does not encode the corpus a second time. The file name follows
     sentence-transformers 6.x (a hash of model name, prompts and the deduplicated corpus); if that scheme
@@ -38,7 +41,7 @@ def seed_st_cache(folder: Path, model, corpus: list[str], mining) -> None:
     import hashlib
 
     texts = list(dict.fromkeys(corpus))
-    digest = hashlib.sha256(repr((model.model_card_data.base_model or "", None, None, texts)).encode()).hexdigest()
+    digest = hashlib.sha256(repr((model.model_card_data.base_model or "", prompt, None, texts)).encode()).hexdigest()
     dest = folder / f"corpus_embeddings_{digest}.npy"
     vectors = None if dest.exists() else mining.preloaded(texts)
     if vectors is not None:
@@ -53,8 +56,6 @@ def st_sweep(cfg: Config, split: AuditSplit, corpus: dict[str, str], mining, ind
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
-    from synthgen.audit.command import hardness
-
     anchors, positives, qids = [], [], []
     for qid, pids in split.visible.items():
         for pid in pids:
@@ -68,7 +69,7 @@ def st_sweep(cfg: Config, split: AuditSplit, corpus: dict[str, str], mining, ind
     qid_by_anchor = dict(zip(anchors, qids))
     model = mining.model
     cache = Path(cfg.output_dir) / ".st-embeddings"
-    seed_st_cache(cache, model, list(corpus.values()), mining)
+    seed_st_cache(cache, model, list(corpus.values()), mining, cfg.mine.passage_prompt)
     old = model.max_seq_length
     model.max_seq_length = cfg.mine.max_seq_length  # the same model settings synthgen mined with
     out: dict[str, dict[str, Any]] = {}
@@ -77,6 +78,7 @@ def st_sweep(cfg: Config, split: AuditSplit, corpus: dict[str, str], mining, ind
             log.info("ST mine_hard_negatives: %s", name)
             mined = mine_hard_negatives(pairs, model, corpus=list(corpus.values()), num_negatives=1,
                                         sampling_strategy="top", batch_size=cfg.mine.batch_size, verbose=False,
+                                        query_prompt=cfg.mine.query_prompt, corpus_prompt=cfg.mine.passage_prompt,
                                         cache_folder=str(cache), **kwargs)
             rows = mined.to_dict()
             fn = sum(bool(ids_by_text.get(n, set()) & split.hidden[qid_by_anchor[a]])
