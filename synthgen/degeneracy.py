@@ -22,6 +22,7 @@ META_TALK = re.compile(
     r"(the|this) (passage|text) (continues|above|below|has been|is now)|"
     r"(this|the) (question|query) is (answered|not answered|about)|"
     r"(not|was not|wasn't) requested|as requested|"
+    r"(this|the|my) (re-?write|revision|edit)\b|"
     r"i (have|'ve) (removed|edited|rewritten|changed|replaced|modified)|"
     r"(single|one|two|three) sentences?,? so\b|"
     r"(keep|kept) (it )?in the same format|"
@@ -30,7 +31,7 @@ META_TALK = re.compile(
 )
 # Code and structured-output debris: comment markers, braces, JSON-ish tokens, identifiers with digits.
 CODE = re.compile(
-    r"(^|\n)\s*(//|#|/\*|<\w+>|def |return |import |function\b)|"
+    r"(^|\n)\s*(//|#|/\*|\./|<\w+>|def |return |import |function\b)|"
     r"[{}]|\bJSON\w*|\b[A-Za-z]+_\d{3,}\b|\b[a-z]+_[a-z0-9_]+\b|\w+\(\)|;\s*($|\n)|==|=>|\[\]",
 )
 TERMINAL = ('.', '!', '?', '"', "'", ')', '”', '’', ']')

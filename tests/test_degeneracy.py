@@ -23,6 +23,10 @@ def test_seen_garbage_is_rejected(text):
     ("I have removed the sentence about dosage so the passage no longer answers it. Zinc is a trace element.",
      "meta_talk"),
     ("Note: the following passage avoids the answer. Zinc is a mineral found in meat.", "meta_talk"),
+    # Kept by a default `make generate` before these rules existed (SmolLM2-135M, sample corpus):
+    ("This re-write has removed the last two paragraphs.", "meta_talk"),
+    ("./Hotspots. Hotspot volcanoes form over plates that are not at plate boundaries, rather than where they meet.",
+     "code_fragment"),
     ("Zinc is found in oysters and red meat; {\"passages\": [\"Zinc is a metal.\"]} and more text here.",
      "code_fragment"),
     ("Zinc is found in oysters and red meat. return passages_list[0] is what the loader does.", "code_fragment"),

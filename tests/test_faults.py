@@ -8,12 +8,13 @@ import pytest
 
 from synthgen.config import LLMConfig
 from synthgen.generate import OpenAIBackend
-from tests.fault_proxy import KINDS, FaultProxy
+from tests.fault_proxy import KINDS, MORE_KINDS, FaultProxy
 
 PROMPT = [{"role": "user", "content": "Write one sentence about ocean tides. Return JSON: {\"passages\": [\"...\"]}"}]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+# MORE_KINDS: 408 and 409 are transient too, a client must retry them like 429 and 5xx.
+@pytest.mark.parametrize("kind", KINDS + MORE_KINDS)
 def test_each_fault_is_retried_then_succeeds(llama_server, kind):
     upstream = llama_server.base_url.removesuffix("/v1")
     with FaultProxy(upstream, period=2, kinds=(kind,), delay_s=31.0) as proxy:  # fault on the 1st request only

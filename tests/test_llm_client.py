@@ -10,7 +10,7 @@ from synthgen.generate import OpenAIBackend, response_format
 from synthgen.queries import QUERY_SCHEMA
 from synthgen.schema import json_schema_for, strict_schema
 from synthgen.validate import JUDGE_SCHEMA
-from tests.fault_proxy import MORE_KINDS, FaultProxy
+from tests.fault_proxy import FaultProxy
 
 PROMPT = [{"role": "user", "content": "Write one sentence about ocean tides. Return JSON: {\"passages\": [\"...\"]}"}]
 
@@ -96,20 +96,6 @@ def test_falls_back_to_max_tokens_when_the_server_refuses_max_completion_tokens(
     assert ["max_completion_tokens" in b for b in proxy.bodies] == [True, False, False]
     assert [b.get("max_tokens") for b in proxy.bodies[1:]] == [48, 48]
     assert backend.usage.retries == 0 and backend.usage.requests == 3
-
-
-@pytest.mark.parametrize("kind", MORE_KINDS)
-def test_408_and_409_are_retried_then_succeed(llama_server, kind):
-    upstream = llama_server.base_url.removesuffix("/v1")
-    with FaultProxy(upstream, period=2, kinds=(kind,)) as proxy:  # the 1st request gets the fault
-        backend = _backend(proxy.base_url, llama_server.model_name)
-        try:
-            (comp,) = backend.complete([PROMPT])
-        finally:
-            backend.close()
-    assert proxy.faults[kind] == 1
-    assert comp.error is None and comp.passages, comp.error
-    assert backend.usage.retries == 1 and backend.usage.requests == 2 and backend.usage.failures == 0
 
 
 def test_an_unrelated_400_is_not_retried_nor_taken_for_a_parameter_problem(llama_server):
