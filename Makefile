@@ -8,6 +8,8 @@ VVENV   := .venv-vllm
 VBIN    := $(VVENV)/bin
 VSTAMP  := $(VVENV)/.synthgen-installed
 ARGS    ?=
+# Real IR data for eval and bench: read in place, never copied into the project.
+DATA    ?= ../shared/data/cranfield
 # Everything runs offline: models come from installed packages, never from the Hub.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -43,11 +45,11 @@ test: install
 # A/B of negative sources on ../shared/data/cranfield (all sources, 3 seeds): ~102 s on an H100, ~2.5 h on
 # 2 CPU cores; e.g. ARGS='--max-train-queries 50 --seeds 2' (~45 min) for a shorter run. See README.
 eval: install
-	$(BIN)/synthgen eval $(ARGS)
+	$(BIN)/synthgen eval --data $(DATA) $(ARGS)
 
 # synthgen stages vs the plain way (outputs/bench/results.json); ARGS='--rss-docs 100000' for a smaller corpus.
 bench: install
-	$(BIN)/python -m synthgen.bench $(ARGS)
+	$(BIN)/python -m benchmarks.bench --data $(DATA) $(ARGS)
 
 install-vllm: $(VSTAMP)
 

@@ -17,11 +17,12 @@ Every command that reads the config takes --config FILE and --set KEY=VALUE (see
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
 
-from synthgen.config import ConfigError, load_config
+from synthgen.core.config import ConfigError
 
 log = logging.getLogger("synthgen")
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(mi)
     ex = sub.add_parser("export", help="write a run's triplets in a trainer's format")
     ex.add_argument("run", help="run folder (its triplets/ or kept/) or a dataset folder")
-    from synthgen.export import FORMATS, LABELS
+    from synthgen.io.formats import FORMATS, LABELS
 
     ex.add_argument("--format", required=True, choices=FORMATS,
                     help="triplet, n-tuple, labeled-pair: dataset folders; flagembedding, tevatron (v1 layout), "
@@ -88,12 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(co)
     au = sub.add_parser("audit", help="measure validation on dense qrels: hide positives, run mine/generate, "
                                       "count kept false negatives, compare with sentence-transformers' miner")
-    from synthgen.audit.command import add_audit_args
+    from synthgen.evaluation.audit.runner import add_audit_args
 
     add_audit_args(au)
     _add_config_args(au)
-    from synthgen.cache_cmd import add_cache_args
-    from synthgen.eval_args import add_eval_args
+    from synthgen.commands.cache import add_cache_args
+    from synthgen.evaluation.eval_args import add_eval_args
 
     add_cache_args(sub)
 
@@ -107,116 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
         if any(a.dest == "overrides" for a in p._actions):
             p.epilog = "config keys for --set: `synthgen config --defaults`; one key: `synthgen config --explain KEY`"
     return parser
-
-
-def cmd_mine(args: argparse.Namespace) -> int:
-    from synthgen.mine import mine
-
-    print(mine(load_config(args.config, args.overrides)))
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from synthgen.export import export
-
-    info = export(args.run, args.format, args.output, args.num_negatives, args.scores, args.labels)
-    print(f"{info['format']}: {info['rows']} rows from {info['source']}")
-    print(info["path"])
-    return 0
-
-
-def cmd_push(args: argparse.Namespace) -> int:
-    from synthgen.push import push
-
-    print(push(args.run, args.repo_id, args.private, num_negatives=args.num_negatives))
-    return 0
-
-
-def cmd_config(args: argparse.Namespace) -> int:
-    import yaml
-
-    from synthgen.config import config_to_dict
-    from synthgen.config_keys import render_defaults, render_explain
-
-    if args.defaults:
-        print(render_defaults())
-        return 0
-    current = config_to_dict(load_config(args.config, args.overrides))
-    if args.explain:
-        print(render_explain(args.explain, current))
-        return 0
-    print(yaml.safe_dump(current, sort_keys=False, allow_unicode=True).rstrip())
-    return 0
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    from synthgen.audit.command import run_audit
-
-    folder = run_audit(load_config(args.config, args.overrides), args)
-    print((folder / "audit.md").read_text(encoding="utf-8"))
-    print(folder)
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from synthgen.eval_run import cmd_eval as run
-
-    return run(args)
-
-
-def cmd_cache(args: argparse.Namespace) -> int:
-    from synthgen.cache_cmd import cmd_cache as run
-
-    return run(args)
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from synthgen.run import generate
-
-    cfg = load_config(args.config, args.overrides)
-    folder = generate(cfg)
-    print(folder)
-    return 0
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    from synthgen.validate_run import validate_file
-
-    cfg = load_config(args.config, args.overrides)
-    stats = validate_file(cfg, args.input, args.output)
-    for name, st in stats["stages"].items():
-        print(f"{name:10s} in={st['in']:6d} out={st['out']:6d} {st['rejected_by_reason']}")
-    print(args.output)
-    return 0
-
-
-def cmd_prompts(args: argparse.Namespace) -> int:
-    import json
-
-    from synthgen.prompt import PromptStep, load_templates
-    from synthgen.read import load_input
-
-    cfg = load_config(args.config, args.overrides)
-    if not args.render:
-        for kind in ("negative", "query", "judge"):
-            for t in load_templates(cfg.prompts.dir, kind=kind):
-                print(f"{kind:8s} {t.name:20s} {t.hash}  {t.strategy}: {t.description}")
-        return 0
-    (t,) = load_templates(cfg.prompts.dir, [args.render])
-    pairs = load_input(cfg.input)
-    first = {c: v[:1] for c, v in pairs.items()}
-    scorer = None
-    if t.needs:
-        from synthgen.scorer import load_scorer
-
-        scorer = load_scorer(cfg.scorer)
-    row = PromptStep([t], cfg.prompts.negatives_per_prompt, scorer)(first)
-    if row["reason"][0]:
-        print(f"{t.name} does not apply to the first row: {row['reason'][0]}")
-        return 0
-    print(f"# engine: {t.engine}" + (" (this text is the output; no LLM call)" if t.engine == "template" else ""))
-    print(json.dumps(json.loads(row["messages"][0]), indent=2, ensure_ascii=False))
-    return 0
 
 
 def _sigterm(*_: object) -> None:
@@ -234,22 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     import datasets
 
     datasets.disable_progress_bars()  # synthgen shows its own progress; datasets' bars are noise here
-    from synthgen.progress import quiet_library_bars
+    from synthgen.core.progress import quiet_library_bars
 
     quiet_library_bars()
-    from synthgen.generate import RunAborted
-    from synthgen.prompt import PromptError
-    from synthgen.read import LoaderError
-    from synthgen.server import ServerError
+    from synthgen.core.errors import LoaderError
+    from synthgen.core.step import ColumnError
+    from synthgen.io.push import PushError
+    from synthgen.llm.backend import RunAborted
+    from synthgen.llm.prompt import PromptError
+    from synthgen.llm.server import ServerError
 
-    from synthgen.push import PushError
-
-    handlers = {"generate": cmd_generate, "validate": cmd_validate, "prompts": cmd_prompts, "mine": cmd_mine,
-                "export": cmd_export, "push": cmd_push, "eval": cmd_eval, "audit": cmd_audit, "cache": cmd_cache,
-                "config": cmd_config}
     try:
-        return handlers[args.command](args)
-    except (ConfigError, LoaderError, PromptError, ServerError, RunAborted, PushError) as exc:
+        # One module per command (synthgen/commands/), imported only when its command runs.
+        return importlib.import_module(f"synthgen.commands.{args.command}").run(args)
+    except (ConfigError, LoaderError, ColumnError, PromptError, ServerError, RunAborted, PushError) as exc:
         print(f"synthgen: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

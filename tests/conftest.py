@@ -20,7 +20,7 @@ def shared_dataset(name: str) -> Path:
 @pytest.fixture(scope="session")
 def llama_server():
     """The real embedded llama.cpp server with the packaged SmolLM2 model, shared by the session."""
-    from synthgen.server import LocalLlamaServer
+    from synthgen.llm.server import LocalLlamaServer
 
     with LocalLlamaServer(n_threads=2) as server:
         yield server

@@ -18,8 +18,6 @@ KINDS = ("429", "500", "503", "delay", "cut", "truncate", "malformed")
 MORE_KINDS = ("408", "409")  # transient statuses a client must also retry
 
 
-
-
 class FaultProxy:
     def __init__(self, upstream: str, period: int = 5, kinds: tuple[str, ...] = KINDS, delay_s: float = 5.0,
                  refuse_params: tuple[str, ...] = ()):

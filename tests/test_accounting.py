@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from synthgen.accounting import Price, cost, summarize
-from synthgen.config import load_config
-from synthgen.server import ServerError
+from synthgen.core.config_load import load_config
+from synthgen.llm.accounting import Price, cost, summarize
+from synthgen.llm.server import ServerError
 
 USAGE = {"requests": 12, "retries": 2, "failures": 1, "prompt_tokens": 3000, "completion_tokens": 1000,
          "errors": {"ParseError": 1}}
@@ -60,7 +60,7 @@ def test_nothing_accepted_gives_none_not_a_crash():
 
 
 def test_price_table_in_config_reaches_run_json_block():
-    from synthgen.engines import llm_accounting
+    from synthgen.llm.engines import llm_accounting
 
     cfg = load_config(None, ["llm.price_per_million={prompt: 1.0, completion: 4.0}"])
     backend = SimpleNamespace(usage=SimpleNamespace(as_dict=lambda: dict(USAGE)), concurrency=6)
@@ -71,7 +71,7 @@ def test_price_table_in_config_reaches_run_json_block():
 
 
 def test_unreachable_server_is_one_line_server_error():
-    from synthgen.engines import build_backend
+    from synthgen.llm.engines import build_backend
 
     cfg = load_config(None, ["llm.base_url=http://127.0.0.1:9/v1", "llm.model=m"])
     with contextlib.ExitStack() as stack, pytest.raises(ServerError) as err:
@@ -81,7 +81,7 @@ def test_unreachable_server_is_one_line_server_error():
 
 
 def test_vllm_server_gets_a_full_batch_in_flight(monkeypatch):
-    from synthgen import engines
+    from synthgen.llm import engines
 
     monkeypatch.setattr(engines, "probe_server", lambda *a, **k: [{"id": "tiny", "owned_by": "vllm"}])
     with contextlib.ExitStack() as stack:
@@ -98,7 +98,7 @@ def test_vllm_server_gets_a_full_batch_in_flight(monkeypatch):
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
 def test_vllm_missing_is_one_line_with_the_fix():
-    from synthgen.engines import build_backend
+    from synthgen.llm.engines import build_backend
 
     cfg = load_config(None, ["backend=vllm"])
     with contextlib.ExitStack() as stack, pytest.raises(ServerError) as err:
@@ -121,7 +121,7 @@ class _FakeLLM:
 
 
 def _fake_backend(multi, script, max_retries=1):
-    from synthgen.vllm_backend import VLLMBackend
+    from synthgen.llm.vllm_backend import VLLMBackend
 
     cfg = load_config(None, [f"vllm.multi={multi}", f"llm.max_retries={max_retries}"])
     backend = VLLMBackend(cfg.llm, cfg.vllm, n=2)
@@ -156,7 +156,7 @@ def test_vllm_n_mode_parses_each_sample_and_counts_failures():
 
 
 def test_auto_response_format_follows_the_server():
-    from synthgen.engines import auto_response_format
+    from synthgen.llm.engines import auto_response_format
 
     llama_cpp_python = [{"id": "m", "object": "model", "owned_by": "me", "permissions": []}]
     assert auto_response_format(llama_cpp_python) == "json_object_schema"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from synthgen.audit.metrics import audit_rows
-from synthgen.audit.split import make_split
+from synthgen.evaluation.audit.metrics import audit_rows
+from synthgen.evaluation.audit.split import make_split
 
 HIDDEN = {"q1": {"h1", "h2"}, "q2": {"h3"}}
 

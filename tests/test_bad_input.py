@@ -190,7 +190,7 @@ def test_server_answering_non_json_stops_in_one_line(tmp_path, capsys):
 WRITE_UNDER_LIMIT = r"""
 import resource, signal, sys
 from pathlib import Path
-from synthgen.write import write_run
+from synthgen.io.write import write_run
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
 rows = int(sys.argv[2])
 batch = {"query_id": [f"q{i}" for i in range(rows)], "query": ["q"] * rows, "positive_id": ["p"] * rows,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from synthgen.bench import naive_dedup, write_synthetic_beir
-from synthgen.config import ValidateConfig
-from synthgen.dedup import DedupFilter
+from benchmarks.rss import write_synthetic_beir
+from benchmarks.stages import naive_dedup
+from synthgen.core.config import ValidateConfig
+from synthgen.validate.dedup import DedupFilter
 
 
 def test_naive_dedup_matches_dedup_filter():
@@ -24,7 +25,7 @@ def test_naive_dedup_matches_dedup_filter():
 
 
 def test_synthetic_beir_corpus(tmp_path):
-    from synthgen.read import load_beir, load_corpus
+    from synthgen.io.beir import load_beir, load_corpus
 
     write_synthetic_beir(tmp_path, docs=300, queries=7)
     assert len(load_corpus(tmp_path)) == 300

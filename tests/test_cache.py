@@ -4,12 +4,13 @@ import json
 
 import pytest
 
-from synthgen.cache import RunCache, content_key
 from synthgen.cli import main
-from synthgen.config import LLMConfig, ScorerConfig, ValidateConfig
-from synthgen.generate import GenerateStep, OpenAIBackend
-from synthgen.identity import scorer_identity
-from synthgen.scorer import BiEncoderScorer
+from synthgen.core.cache import RunCache, content_key
+from synthgen.core.config import LLMConfig, ScorerConfig, ValidateConfig
+from synthgen.core.identity import scorer_identity
+from synthgen.llm.generate import GenerateStep
+from synthgen.llm.openai_backend import OpenAIBackend
+from synthgen.validate.scorer import BiEncoderScorer
 
 PROMPT = [{"role": "user", "content": "Write one sentence about ocean tides. Return JSON: {\"passages\": [\"...\"]}"}]
 QUERIES = ["why do tides happen", "how long do queen bees live"]
@@ -82,8 +83,8 @@ def test_cached_failure_is_asked_again_only_with_a_larger_retry_budget(llama_ser
 
 
 def test_judge_answers_are_cached(llama_server, tmp_path):
-    from synthgen.prompt import load_templates
-    from synthgen.validate import JudgeFilter
+    from synthgen.llm.prompt import load_templates
+    from synthgen.validate.judge import JudgeFilter
 
     (template,) = load_templates(None, kind="judge")
     cache = RunCache(tmp_path / "c.sqlite")

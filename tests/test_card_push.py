@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
-from synthgen.card import render_card, write_card
 from synthgen.cli import build_parser, main
-from synthgen.push import plan
+from synthgen.io.card import render_card, write_card
+from synthgen.io.push import plan
 
 TOKEN = "hf_synthgenTEST0123456789secret"
 

@@ -11,7 +11,8 @@ import yaml
 from pydantic import BaseModel
 
 from synthgen.cli import build_parser, main
-from synthgen.config import Config, ConfigError, load_config
+from synthgen.core.config import Config, ConfigError
+from synthgen.core.config_load import load_config
 
 
 def _leaf_keys(model, prefix=""):
@@ -118,10 +119,10 @@ def test_every_command_help_is_current():
 
 
 def test_progress_is_log_lines_when_not_a_tty(caplog):
-    from synthgen.progress import LogProgress, progress
+    from synthgen.core.progress import LogProgress, progress
 
     assert not sys.stderr.isatty()
-    with caplog.at_level(logging.INFO, logger="synthgen.progress"):
+    with caplog.at_level(logging.INFO, logger="synthgen.core.progress"):
         with progress(3, "queries", "q") as bar:
             assert isinstance(bar, LogProgress)
             bar.every_s = 0  # a line per update

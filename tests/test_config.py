@@ -1,6 +1,7 @@
 import pytest
 
-from synthgen.config import ConfigError, load_config
+from synthgen.core.config import ConfigError
+from synthgen.core.config_load import load_config
 
 
 def test_defaults():

@@ -1,5 +1,5 @@
-from synthgen.config import ValidateConfig
-from synthgen.dedup import DedupFilter, normalise
+from synthgen.core.config import ValidateConfig
+from synthgen.validate.dedup import DedupFilter, normalise
 
 POS = "The Moon is tidally locked to the Earth: it rotates once on its axis in the same time it takes to orbit."
 

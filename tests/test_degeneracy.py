@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthgen.degeneracy import DegeneracyFilter, degeneracy_reason, repetition_share
+from synthgen.validate.degeneracy import DegeneracyFilter, degeneracy_reason, repetition_share
 
 # Kept by the pre-gate validation of a default `make generate` (issue 12): none is a passage.
 SEEN_KEPT = [

@@ -6,10 +6,10 @@ import sys
 
 from datasets import load_from_disk
 
-from synthgen.degeneracy import degeneracy_reason
-
-from synthgen.config import LLMConfig
-from synthgen.generate import GenerateStep, OpenAIBackend
+from synthgen.core.config import LLMConfig
+from synthgen.llm.generate import GenerateStep
+from synthgen.llm.openai_backend import OpenAIBackend
+from synthgen.validate.degeneracy import degeneracy_reason
 
 
 def test_generate_cli_end_to_end(tmp_path):
@@ -61,7 +61,7 @@ def test_malformed_output_is_retried_then_recorded(llama_server):
     finally:
         step.close()
     assert out["negative"] == [None]
-    assert out["reason"][0].startswith("generation_failed: ParseError")
+    assert out["reason"][0].startswith("generation_failed (ParseError")
     assert backend.usage.requests == 2 and backend.usage.retries == 1 and backend.usage.failures == 1
 
 
@@ -77,7 +77,7 @@ def test_unreachable_server_is_recorded_not_raised():
 
 
 def test_server_stops_on_exit():
-    from synthgen.server import LocalLlamaServer
+    from synthgen.llm.server import LocalLlamaServer
 
     with LocalLlamaServer() as srv:
         proc = srv.proc

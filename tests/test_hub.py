@@ -9,7 +9,7 @@ import yaml
 from datasets import load_dataset, load_from_disk
 
 from synthgen.cli import main
-from synthgen.schema import REJECT_SCHEMA, TRIPLET_SCHEMA
+from synthgen.core.schema import REJECT_SCHEMA, TRIPLET_SCHEMA
 from tests import format_checks
 
 

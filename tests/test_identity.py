@@ -5,10 +5,9 @@ import shutil
 
 import pytest
 
-from synthgen.config import load_config
-from synthgen.identity import resolve_run
-from synthgen.prompt import default_prompts_dir
-from synthgen.read import sample_path
+from synthgen.core.config_load import load_config
+from synthgen.core.package_data import default_prompts_dir, sample_path
+from synthgen.runners.run_identity import resolve_run
 
 
 def folder(tmp_path, command="generate", *overrides, corpus_only=False):

@@ -6,13 +6,13 @@ import sys
 
 import pytest
 from datasets import load_from_disk
-
-from synthgen.config import LLMConfig, ValidateConfig
-from synthgen.generate import OpenAIBackend, ParseError
-from synthgen.prompt import load_templates
-from synthgen.validate import JudgeFilter, parse_judgement
-
 from test_validate_cli import CASES
+
+from synthgen.core.config import LLMConfig, ValidateConfig
+from synthgen.llm.openai_backend import OpenAIBackend
+from synthgen.llm.parse import ParseError
+from synthgen.llm.prompt import load_templates
+from synthgen.validate.judge import JudgeFilter, parse_judgement
 
 
 @pytest.mark.parametrize("reply, says", [('{"answers": true}', True), ('{"answers": false}', False),

@@ -5,11 +5,12 @@ import json
 
 import pytest
 
-from synthgen.config import LLMConfig
-from synthgen.generate import OpenAIBackend, response_format
-from synthgen.queries import QUERY_SCHEMA
-from synthgen.schema import json_schema_for, strict_schema
-from synthgen.validate import JUDGE_SCHEMA
+from synthgen.core.config import LLMConfig
+from synthgen.core.schema import json_schema_for, strict_schema
+from synthgen.llm.openai_backend import OpenAIBackend
+from synthgen.llm.parse import response_format
+from synthgen.llm.queries import QUERY_SCHEMA
+from synthgen.validate.judge import JUDGE_SCHEMA
 from tests.fault_proxy import FaultProxy
 
 PROMPT = [{"role": "user", "content": "Write one sentence about ocean tides. Return JSON: {\"passages\": [\"...\"]}"}]
@@ -56,8 +57,8 @@ def test_closed_schema_and_max_completion_tokens_reach_the_real_server(llama_ser
 
 
 def test_token_param_per_server():
-    from synthgen.config import load_config
-    from synthgen.engines import token_param
+    from synthgen.core.config_load import load_config
+    from synthgen.llm.engines import token_param
 
     cfg = load_config()
     assert token_param(cfg, [{"id": "m", "owned_by": "me"}]) == "max_tokens"  # llama-cpp-python ignores the new name

@@ -7,10 +7,14 @@ from pathlib import Path
 import numpy as np
 from datasets import load_from_disk
 
-from synthgen.config import MineConfig
-from synthgen.mine import (BM25Miner, Corpus, DenseMiner, MinedSource, MixFilter, RandomMiner, exact_top_k,
-                           load_mining_corpus)
-from synthgen.read import load_qrels
+from synthgen.core.config import MineConfig
+from synthgen.io.beir import load_qrels
+from synthgen.negatives.corpus import Corpus, load_mining_corpus
+from synthgen.negatives.miners.bm25 import BM25Miner
+from synthgen.negatives.miners.dense import DenseMiner, exact_top_k
+from synthgen.negatives.miners.random import RandomMiner
+from synthgen.negatives.mix import MixFilter
+from synthgen.negatives.sources import MinedSource
 from tests.conftest import shared_dataset
 
 
@@ -107,11 +111,11 @@ def test_mix_filter_keeps_hardest_per_source():
 
 def test_bm25_on_full_cranfield_excludes_every_judged_passage():
     """10 queries against the full 1,400-passage corpus: no qrels-judged passage comes out, window respected."""
-    from synthgen.config import InputConfig
+    from synthgen.core.config import InputConfig
 
     folder = shared_dataset("cranfield")
     icfg = InputConfig(path=str(folder), max_queries=10)
-    from synthgen.read import load_input
+    from synthgen.io.read import load_input
 
     pairs = load_input(icfg)
     corpus = load_mining_corpus(icfg, pairs)
@@ -166,7 +170,7 @@ def test_mine_run_on_cranfield_subset(mined_run):
 
 def test_dense_cache_and_exact_neighbours(mined_run, minilm):
     """A second DenseMiner on the same model + corpus loads the cached embeddings; its top hits are the exact ones."""
-    from synthgen.config import InputConfig
+    from synthgen.core.config import InputConfig
 
     info = mined_run["info"]
     dense = info["sources"]["dense"]
@@ -187,7 +191,7 @@ def test_dense_cache_and_exact_neighbours(mined_run, minilm):
 
 
 def test_synthetic_rows_from_an_earlier_run_join_the_mined_ones(tmp_path):
-    from synthgen.mine import CandidateSources, SyntheticFile
+    from synthgen.negatives.sources import CandidateSources, SyntheticFile
 
     corpus = _toy_corpus()
     pairs = _pairs("q1", "wing slipstream lift", [("d0", WING)])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthgen.generate import ParseError, parse_passages, response_format
+from synthgen.llm.parse import ParseError, parse_passages, response_format
 
 
 def test_parses_object_with_passages():

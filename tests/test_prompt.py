@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from synthgen.prompt import PromptError, PromptStep, default_prompts_dir, load_templates, make_env, parse_template
+from synthgen.core.package_data import default_prompts_dir
+from synthgen.llm.prompt import PromptError, PromptStep, load_templates, make_env, parse_template
 
 GOOD = "{#\nname: t1\ndescription: d\nstrategy: s\n#}\nQ: {{ query }} P: {{ positive }} n={{ n }}\n"
 

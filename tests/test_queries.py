@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from synthgen.config import ScorerConfig
-from synthgen.generate import ParseError
-from synthgen.mine import Corpus
-from synthgen.queries import parse_query, round_trip
-from synthgen.read import sample_path
-from synthgen.scorer import BiEncoderScorer
+from synthgen.core.config import ScorerConfig
+from synthgen.core.package_data import sample_path
+from synthgen.llm.parse import ParseError
+from synthgen.llm.queries import parse_query, round_trip
+from synthgen.negatives.corpus import Corpus
+from synthgen.validate.scorer import BiEncoderScorer
 
 
 def test_parse_query():

@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from synthgen.config import InputConfig
-from synthgen.read import LoaderError, load_beir, load_input, load_pairs_jsonl
+from synthgen.core.config import InputConfig
+from synthgen.core.errors import LoaderError
+from synthgen.io.beir import load_beir
+from synthgen.io.read import load_input, load_pairs_jsonl
 from tests.conftest import shared_dataset
 
 
@@ -90,7 +92,8 @@ def test_cranfield_train_split():
 
 # --- more formats and bad input (issue: inputs) --------------------------------------------------
 
-from synthgen.read import InputStats, clean_corpus, detect_format, load_input_with_stats  # noqa: E402
+from synthgen.io.input_files import InputStats
+from synthgen.io.read import clean_corpus, detect_format, load_input_with_stats  # noqa: E402
 
 
 def test_hf_save_to_disk_with_column_mapping(tmp_path):

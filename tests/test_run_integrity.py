@@ -6,7 +6,7 @@ import logging
 from datasets import load_from_disk
 
 from synthgen.cli import main
-from synthgen.generate import GenerateStep
+from synthgen.llm.generate import GenerateStep
 
 MINE = ["mine", "--set", "input.max_queries=4", "--set", "mine.k=2", "--set", "scorer.max_length=64"]
 

@@ -1,8 +1,9 @@
 import pytest
 
-from synthgen.config import ScorerConfig, ValidateConfig
-from synthgen.scorer import BiEncoderScorer, Scorer
-from synthgen.validate import QualityFilter, ScoreFilter, difficulty
+from synthgen.core.config import ScorerConfig, ValidateConfig
+from synthgen.validate.quality import QualityFilter
+from synthgen.validate.score import ScoreFilter, difficulty
+from synthgen.validate.scorer import BiEncoderScorer, Scorer
 
 
 class TableScorer(Scorer):
@@ -68,7 +69,7 @@ def test_length_ratio_bounds():
 
 
 def test_difficulty_is_scale_free():
-    from synthgen.validate import difficulty
+    from synthgen.validate.score import difficulty
 
     assert difficulty(0.8, 0.6) == pytest.approx(0.75)
     assert difficulty(-2.0, -2.1) == pytest.approx(0.95)  # logits: a bit below the positive
@@ -125,7 +126,7 @@ def test_random_floor_drops_negatives_easier_than_random_passages():
 
 
 def test_copy_of_a_sibling_positive_is_rejected():
-    from synthgen.dedup import DedupFilter
+    from synthgen.validate.dedup import DedupFilter
 
     sibling = "Neap tides happen at the quarter moons, when the Sun and Moon pull at right angles."
     batch = {"query_id": ["q", "q"], "positive": ["Spring tides follow new and full moons."] * 2,
@@ -135,7 +136,7 @@ def test_copy_of_a_sibling_positive_is_rejected():
 
 
 def test_near_positive_uses_the_querys_own_positive_spread(minilm):
-    from synthgen.near_positive import NearPositiveFilter
+    from synthgen.validate.near_positive import NearPositiveFilter
 
     scorer = BiEncoderScorer(minilm, "minilm", ScorerConfig())
     positives = ["Vitamin D deficiency is common in winter at northern latitudes.",

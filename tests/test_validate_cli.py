@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from datasets import load_from_disk
 
-from synthgen.config import ScorerConfig, ValidateConfig
-from synthgen.scorer import CrossEncoderScorer
-from synthgen.validate import validation_steps
-from synthgen.pipeline import Pipeline
+from synthgen.core.config import ScorerConfig, ValidateConfig
+from synthgen.runners.local import Pipeline
+from synthgen.validate.scorer import CrossEncoderScorer
+from synthgen.validate.steps import validation_steps
 
 QA = "Why are there two high tides a day?"
 PA = ("Ocean tides are caused mainly by the Moon's gravity, which pulls more strongly on the side of the Earth "
@@ -78,6 +78,11 @@ def test_validate_command_keeps_exactly_the_good_rows(tmp_path):
             assert got[f"case{i}"].startswith(expected), (i, got[f"case{i}"])
     # Rejects carry the scores involved, kept rows their difficulty.
     assert "neg=" in got["case2"] and "pos=" in got["case2"]
+    # ... as structure too: the rule and the numbers that fired it, from which the text is derived.
+    rule = dict(zip(rejects["strategy"], rejects["rule"]))
+    details = {s: json.loads(d) if d else None for s, d in zip(rejects["strategy"], rejects["details"])}
+    assert all(rule[s] == r.split(" ", 1)[0] for s, r in got.items())
+    assert f"neg={details['case2']['neg']:.4f}, pos={details['case2']['pos']:.4f}" in got["case2"]
     assert all(0 < d < 0.95 for d in kept["difficulty"])
 
     stats = json.loads((out / "stats.json").read_text())
@@ -99,7 +104,7 @@ def test_missing_column_is_one_line(tmp_path):
 
 
 def test_top_k_keeps_hardest(minilm):
-    from synthgen.scorer import BiEncoderScorer
+    from synthgen.validate.scorer import BiEncoderScorer
 
     rows = {"query_id": ["b"] * 2, "query": [QB] * 2, "positive_id": ["pb"] * 2, "positive": [PB] * 2,
             "negative": [WORKERS, ROYAL]}

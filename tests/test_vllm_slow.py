@@ -14,10 +14,10 @@ pytest.importorskip("vllm", reason="vLLM is not installed: `make test-slow` runs
 
 from datasets import load_from_disk  # noqa: E402
 
-from synthgen.config import load_config  # noqa: E402
-from synthgen.generate import OpenAIBackend  # noqa: E402
-from synthgen.run import generate  # noqa: E402
-from synthgen.schema import REJECT_SCHEMA, TRIPLET_SCHEMA  # noqa: E402
+from synthgen.commands.generate import generate  # noqa: E402
+from synthgen.core.config_load import load_config  # noqa: E402
+from synthgen.core.schema import REJECT_SCHEMA, TRIPLET_SCHEMA  # noqa: E402
+from synthgen.llm.openai_backend import OpenAIBackend  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,8 @@ def test_vllm_in_process_backend_writes_the_same_records(server_run, tmp_path):
 
 
 def test_openai_backend_drives_vllms_own_server(server_run, tmp_path):
-    from synthgen.vllm_backend import VLLMServer, embedded_model_dir
+    from synthgen.llm.vllm_model import embedded_model_dir
+    from synthgen.llm.vllm_server import VLLMServer
 
     name = "smollm2-vllm"
     with VLLMServer(embedded_model_dir(), name, max_model_len=2048, kv_cache_gb=2) as srv:

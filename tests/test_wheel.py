@@ -51,7 +51,7 @@ def test_wheel_contains_templates_and_sample(wheel_venv):
 
 def test_installed_wheel_lists_prompts(wheel_venv):
     v = wheel_venv
-    where = run([v["py"], "-c", "import synthgen.prompt as p; print(p.__file__); print(p.default_prompts_dir())"],
+    where = run([v["py"], "-c", "import synthgen.llm.prompt as p; print(p.__file__); print(p.default_prompts_dir())"],
                 v["tmp"], v["env"]).split()
     assert all(w.startswith(str(v["venv"])) for w in where), where  # the wheel's copy, not the checkout
     out = run([v["venv"] / "bin" / "synthgen", "prompts"], v["tmp"], v["env"])

