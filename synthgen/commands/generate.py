@@ -8,22 +8,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthgen.core.config import Config, config_to_dict
+from synthgen.core.config import Config, ConfigError, config_to_dict
 from synthgen.core.config_load import load_config
 from synthgen.core.package_data import sample_path
-from synthgen.core.schema import Batch, batch_len, positives_by_query
+from synthgen.core.schema import Batch, batch_len
 from synthgen.io.input_files import InputStats
 from synthgen.io.read import detect_format, finish_pairs, load_input_with_stats
 from synthgen.llm.engines import llm_accounting, open_backend
-from synthgen.llm.generate import GenerateStep
-from synthgen.llm.prompt import PromptStep, load_templates
+from synthgen.llm.plan import generate_steps, worker_steps
+from synthgen.llm.prompt import load_templates
 from synthgen.llm.queries import synthesize_pairs
-from synthgen.runners.local import Pipeline
+from synthgen.runners.execute import run_pipeline
 from synthgen.runners.report import finish_run
 from synthgen.runners.run_folder import start_run
 from synthgen.validate.judge import JudgeFilter
 from synthgen.validate.scorer import load_scorer
-from synthgen.validate.steps import validation_steps
 
 log = logging.getLogger(__name__)
 
@@ -52,35 +51,36 @@ def generate(cfg: Config) -> Path:
         n_queries = len(set(pairs["query_id"]))
         log.info("%d queries, %d pairs, strategies: %s", n_queries, batch_len(pairs),
                  ", ".join(t.name for t in templates))
-        generate_step = GenerateStep(backend, cache)
-        judge_template = None
-        if cfg.validate_.judge.enabled:
-            (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
-        steps = [
-            PromptStep(templates, backend.passages_per_prompt, scorer),
-            generate_step,
-            *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
-                              backend, judge_template, positives_by_query(pairs), cache=cache),
-        ]
-        pipeline = stack.enter_context(Pipeline(steps))
-        kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="queries")
+        steps = generate_steps(cfg, pairs, backend, scorer, cache, templates)
+        generate_step = steps[1]
+        worker = None
+        if cfg.runner == "ray":
+            from synthgen.llm.engines import worker_config
+
+            if cfg.ray.llm_stage == "processor":
+                raise ConfigError("ray.llm_stage=processor (ray.data.llm's HTTP processor) is not implemented yet; "
+                                  "use ray.llm_stage=step")
+
+            worker = (worker_steps, (worker_config(cfg, backend), pairs, str(cache.path)))
+        kept, rejects, stats, runner = run_pipeline(cfg, steps, pairs, "queries", stack, folder, worker)
     if query_rejects is not None and batch_len(query_rejects):
         rejects.insert(0, ("queries", query_rejects))
 
     n_kept = sum(batch_len(b) for b in kept)
-    candidates = pipeline.stats["generate"].rows_out + pipeline.stats["generate"].rejected.total()
-    not_applicable = pipeline.stats["prompt"].rejected.total()  # e.g. answer_removed on a one-sentence positive
+    candidates = stats["generate"].rows_out + stats["generate"].rejected.total()
+    not_applicable = stats["prompt"].rejected.total()  # e.g. answer_removed on a one-sentence positive
     dropped = batch_len(query_rejects) if query_rejects is not None else 0
-    report = finish_run("generate", folder, t_start, pipeline.stats, kept, rejects, config_to_dict(cfg), {
+    report = finish_run("generate", folder, t_start, stats, kept, rejects, config_to_dict(cfg), {
         "input": {"queries": n_queries, "pairs": batch_len(pairs), **input_stats.as_dict(),
                   **({"synthetic_queries": query_counts} if query_counts is not None else {})},
         "model": backend.model,
         "backend": cfg.backend,
         "base_url": backend.endpoint,
         "scorer": scorer.name,
+        "runner": runner,
         "templates": {t.name: {"hash": t.hash, "strategy": t.strategy, "file": t.path.name} for t in templates},
         "counts": {
-            "prompts": pipeline.stats["generate"].rows_in,
+            "prompts": stats["generate"].rows_in,
             "candidates": candidates,
             "not_applicable": not_applicable,
             # corpus input: synthetic queries that failed or missed the round trip (rows in rejects/ too)

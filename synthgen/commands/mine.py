@@ -14,30 +14,20 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from synthgen.core.config import MINE_SOURCES, Config, config_to_dict
+from synthgen.core.config import Config, config_to_dict
 from synthgen.core.config_load import load_config
-from synthgen.core.device import open_dense_model, resolve_device
-from synthgen.core.schema import Batch, batch_len, positives_by_query
-from synthgen.core.step import Step, reason_key
+from synthgen.core.schema import Batch, batch_len
+from synthgen.core.step import reason_key
 from synthgen.io.beir import load_qrels
 from synthgen.io.read import load_input
 from synthgen.negatives.corpus import input_folder, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
-from synthgen.negatives.miners.dense import DenseMiner
-from synthgen.negatives.miners.random import RandomMiner
-from synthgen.negatives.mix import MixFilter
-from synthgen.negatives.sources import CandidateSources, MinedSource, SyntheticFile, SyntheticLLM
-from synthgen.runners.local import Pipeline
+from synthgen.negatives.plan import build_mine_plan, source_quotas, worker_steps
+from synthgen.negatives.sources import MinedSource, SyntheticFile, SyntheticLLM
+from synthgen.runners.execute import run_pipeline, shared
 from synthgen.runners.report import finish_run
 
 log = logging.getLogger(__name__)
-
-
-def shares_model(scorer, dense: DenseMiner) -> bool:
-    """The validation scorer is the dense miner's model at the same max length: its embeddings can be reused."""
-    return getattr(scorer, "model", None) is dense.st_model and \
-        getattr(scorer, "max_length", None) == dense.cfg.max_seq_length and \
-        getattr(scorer, "passage_prompt", None) == (dense.cfg.passage_prompt or "")
 
 
 def _count_by(batches: list[Batch], column: str) -> Counter:
@@ -45,64 +35,34 @@ def _count_by(batches: list[Batch], column: str) -> Counter:
 
 
 def mine(cfg: Config) -> Path:
-    from synthgen.llm.engines import open_backend
     from synthgen.runners.run_folder import start_run
-    from synthgen.validate.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer, load_scorer
-    from synthgen.validate.steps import validation_steps
 
     t_start = time.perf_counter()
     mcfg = cfg.mine
     folder, cache = start_run(cfg, "mine")
     pairs = load_input(cfg.input)
     corpus = load_mining_corpus(cfg.input, pairs)
-    quotas = {s: mcfg.sources[s] for s in MINE_SOURCES if mcfg.sources.get(s, 0) > 0}
+    quotas = source_quotas(cfg)
     n_queries = len(set(pairs["query_id"]))
     log.info("%d queries, %d pairs, %d passages; per pair: %s", n_queries, batch_len(pairs), len(corpus),
              ", ".join(f"{n} {s}" for s, n in quotas.items()))
     with contextlib.ExitStack() as stack:
         stack.callback(cache.close)
-        dense = None
-        if "dense" in quotas:
-            dense_model, dense_name, dense_ref = open_dense_model(mcfg)
-        if cfg.scorer.model is None and "dense" in quotas and mcfg.dense_model is None \
-                and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device):
-            log.warning("no cross-encoder configured: validating with %s (the dense miner's model, loaded once)",
-                        EMBEDDED_SCORER_NAME)
-            scorer = BiEncoderScorer(dense_model, EMBEDDED_SCORER_NAME, cfg.scorer)
-        else:
-            scorer = load_scorer(cfg.scorer)
-        scorer.attach(cache)
-        backend = templates = judge_template = None
-        synthetic_llm = "synthetic" in quotas and not mcfg.synthetic_from
-        if synthetic_llm or cfg.validate_.judge.enabled:
-            from synthgen.llm.prompt import load_templates
+        plan = build_mine_plan(stack, cfg, pairs, corpus, cache)
+        worker = None
+        if cfg.runner == "ray":
+            from synthgen.llm.engines import worker_config
+            from synthgen.runners.ray_runner import init_ray
 
-            templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
-            backend = open_backend(cfg, stack, len(templates) if synthetic_llm else 1)
-            if cfg.validate_.judge.enabled:
-                (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
-
-        sources: list[Step] = []
-        for name in quotas:
-            if name == "synthetic":
-                sources.append(SyntheticFile(mcfg.synthetic_from) if mcfg.synthetic_from
-                               else SyntheticLLM(templates, backend, scorer, cache))
-            elif name == "bm25":
-                sources.append(MinedSource(BM25Miner(corpus), corpus, mcfg))
-            elif name == "dense":
-                dense = DenseMiner(dense_model, dense_name, dense_ref, corpus, mcfg)
-                sources.append(MinedSource(dense, corpus, mcfg))
-            elif name == "random":
-                sources.append(MinedSource(RandomMiner(corpus, mcfg.seed), corpus, mcfg))
-        candidates_step = CandidateSources(sources)
-        steps = [candidates_step,
-                 *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
-                                   backend, judge_template, positives_by_query(pairs), corpus.texts, cache=cache),
-                 MixFilter(quotas)]
-        pipeline = stack.enter_context(Pipeline(steps))
-        if dense is not None and shares_model(scorer, dense):
-            scorer.preload(corpus.texts, dense.emb)  # the corpus is encoded once, not again by the scorer
-        kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="mine")
+            init_ray(cfg.ray)
+            plan.candidates.setup()  # the corpus is encoded (dense, cached on disk) and indexed (BM25) once, here
+            bm25 = next((s.miner.retriever for s in plan.sources
+                         if isinstance(s, MinedSource) and isinstance(s.miner, BM25Miner)), None)
+            worker = (worker_steps, (worker_config(cfg, plan.backend), pairs, str(cache.path), shared(bm25)))
+        kept, rejects, stats, runner = run_pipeline(cfg, plan.steps, pairs, "mine", stack, folder, worker)
+    sources, candidates_step, quotas, scorer, backend = (plan.sources, plan.candidates, plan.quotas, plan.scorer,
+                                                         plan.backend)
+    templates, dense, synthetic_llm = plan.templates, plan.dense, plan.synthetic_llm
 
     n_kept = sum(batch_len(b) for b in kept)
     rejected_batches = [b for _, b in rejects]
@@ -152,6 +112,7 @@ def mine(cfg: Config) -> Path:
         "model": backend.model if synthetic_llm else per_source.get("synthetic", {}).get("model"),
         "backend": cfg.backend if synthetic_llm else None,
         "scorer": scorer.name,
+        "runner": runner,
         "templates": ({t.name: {"hash": t.hash, "strategy": t.strategy, "file": t.path.name} for t in templates}
                       if synthetic_llm else {}),
         "sources": per_source,
@@ -169,7 +130,7 @@ def mine(cfg: Config) -> Path:
         from synthgen.llm.engines import llm_accounting
 
         fields["llm"] = llm_accounting(cfg, backend, n_kept, candidates)
-    report = finish_run("mine", folder, t_start, pipeline.stats, kept, rejects, config_to_dict(cfg), fields)
+    report = finish_run("mine", folder, t_start, stats, kept, rejects, config_to_dict(cfg), fields)
     n_rejected = report["counts"]["rejected"]
     log.info("kept %d of %d candidates (%d rejected rows)", n_kept, candidates, n_rejected)
     return folder

@@ -12,11 +12,12 @@ from synthgen.core.config import Config, config_to_dict
 from synthgen.core.config_load import load_config
 from synthgen.core.schema import batch_len, positives_by_query
 from synthgen.io.candidates import load_candidates
-from synthgen.runners.local import Pipeline
+from synthgen.runners.execute import run_pipeline
 from synthgen.runners.report import finish_run
 from synthgen.validate.judge import JudgeFilter
 from synthgen.validate.scorer import load_scorer
 from synthgen.validate.steps import validation_steps
+from synthgen.validate.steps import worker_steps as validate_worker_steps
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,13 @@ def validate_file(cfg: Config, input_path: str | Path, output: str | Path) -> di
             judge_backend = open_backend(cfg, stack)
         steps = validation_steps(cfg.validate_, scorer, list(dict.fromkeys(rows["positive"])),
                                  judge_backend, judge_template, positives_by_query(rows))
-        pipeline = stack.enter_context(Pipeline(steps))
-        kept, rejects = pipeline.run_all(rows, 64, desc="validate")
+        worker = None
+        if cfg.runner == "ray":
+            from synthgen.llm.engines import worker_config
+
+            worker = (validate_worker_steps, (worker_config(cfg, judge_backend), rows))
+        kept, rejects, stats, runner = run_pipeline(cfg, steps, rows, "validate", stack, folder, worker,
+                                                    batch_queries=64)
     n_kept, n_rejected = sum(batch_len(b) for b in kept), sum(batch_len(b) for _, b in rejects)
     fields: dict[str, Any] = {
         "input": str(input_path),
@@ -45,11 +51,12 @@ def validate_file(cfg: Config, input_path: str | Path, output: str | Path) -> di
         # Top-level totals as `validate` has always written them (the shared report has them under counts too).
         "kept": n_kept,
         "rejected": n_rejected,
+        "runner": runner,
         "scorer": {"name": scorer.name, "pairs_scored": scorer.pairs_scored, "cache_hits": scorer.cache_hits},
         "counts": {"rows": len(rows["query"])},
         **{"judge": step.counts() for step in steps if isinstance(step, JudgeFilter)},
     }
-    stats = finish_run("validate", folder, t0, pipeline.stats, kept, rejects, config_to_dict(cfg), fields,
+    stats = finish_run("validate", folder, t0, stats, kept, rejects, config_to_dict(cfg), fields,
                        kept_name="kept", report_name="stats.json")
     log.info("kept %d of %d rows (%d rejected)", n_kept, stats["rows"], n_rejected)
     return stats

@@ -235,6 +235,22 @@ class CardConfig(_Section):
     pretty_name: str | None = Field(None, description="card title on the Hub; empty = 'synthgen hard negatives (<run>)'")
 
 
+class RayConfig(_Section):
+    """`runner: ray`: where the cluster is and how many workers each stage gets (none of it changes the output)."""
+
+    address: str | None = Field(None, description="Ray cluster address (ray://host:10001 or auto); empty = "
+                                                  "$RAY_ADDRESS, else a local Ray started for this run")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray this run starts (empty = all)")
+    concurrency: int = Field(1, ge=1, description="pipeline workers (actors): each opens the models once and "
+                                                  "runs whole query batches")
+    num_gpus: float = Field(0, ge=0, description="GPUs per pipeline worker (scorer, dense miner, vLLM)")
+    llm_stage: Literal["step", "processor"] = Field(
+        "step", description="generate's LLM calls: step = the generate step inside each worker (shared cache, "
+                            "per-request resume); processor = ray.data.llm's HTTP processor (OpenAI-compatible "
+                            "server) as its own stage")
+    llm_batch_size: int = Field(8, ge=1, description="processor: requests per processor batch")
+
+
 class Config(_Section):
     run_name: str | None = Field(None, description="folder under output_dir; empty = <command>-<input>-<hash of "
                                                     "the output-affecting settings>")
@@ -244,6 +260,9 @@ class Config(_Section):
     batch_queries: int = Field(8, ge=1, description="queries per pipeline batch")
     backend: Literal["openai", "vllm"] = Field("openai", description="openai: an OpenAI-compatible server (llm.base_url, "
                                                "or the embedded llama.cpp one); vllm: vllm.LLM in process (vllm.*)")
+    runner: Literal["local", "ray"] = Field("local", description="local: this process; ray: Ray Data workers "
+                                                                "(pip install 'synthgen[ray]'; ray.*)")
+    ray: RayConfig = Field(default_factory=RayConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     queries: QueryGenConfig = Field(default_factory=QueryGenConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)

@@ -138,3 +138,43 @@ def split_rejects(batch: Batch) -> tuple[Batch, Batch]:
     drop = [i for i, r in enumerate(reasons) if r is not None]
     kept = take({k: v for k, v in batch.items() if k not in REASON_COLUMNS}, keep)
     return kept, take(batch, drop)
+
+
+# The LLM usage a step's backend accumulates (requests, tokens, failures by kind): counters of LLM steps.
+USAGE_COUNTERS = tuple(f"backend.usage.{k}" for k in ("requests", "retries", "failures", "prompt_tokens",
+                                                      "completion_tokens", "errors"))
+
+
+def _resolve(obj: Any, path: str) -> tuple[Any, str]:
+    *parents, last = path.split(".")
+    for p in parents:  # attributes, or list positions ("sources.0.examined")
+        obj = obj[int(p)] if p.isdigit() and isinstance(obj, (list, tuple)) else getattr(obj, p, None)
+    return obj, last
+
+
+def read_counters(step: Step) -> dict[str, float]:
+    """The numbers a step keeps for the run report (its `counters` attribute paths; dicts are flattened to
+    `path:key`), so a runner with many workers can add them up on the driver."""
+    out: dict[str, float] = {}
+    for path in getattr(step, "counters", ()):
+        owner, attr = _resolve(step, path)
+        value = getattr(owner, attr, None) if owner is not None else None
+        if isinstance(value, dict):
+            out.update({f"{path}:{k}": v for k, v in value.items()})
+        elif isinstance(value, (int, float)):
+            out[path] = value
+    return out
+
+
+def add_counters(step: Step, values: dict[str, float]) -> None:
+    """Add counter values (from `read_counters` of workers' copies of this step) to this step's own."""
+    for key, v in values.items():
+        path, _, sub = key.partition(":")
+        owner, attr = _resolve(step, path)
+        if owner is None:
+            continue
+        if sub:
+            d = getattr(owner, attr)
+            d[sub] = d.get(sub, 0) + v
+        else:
+            setattr(owner, attr, getattr(owner, attr) + v)

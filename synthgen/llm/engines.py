@@ -135,3 +135,15 @@ def llm_accounting(cfg: Config, backend: Backend, accepted: int, candidates: int
 def open_backend(cfg: Config, stack: contextlib.ExitStack, strategies: int = 1) -> Backend:
     """The configured backend (`backend: openai | vllm`; see synthgen/engines.py), closed by `stack`."""
     return build_backend(cfg, stack, prompts_per_batch=cfg.batch_queries * strategies)
+
+
+def worker_config(cfg: Config, backend: Backend | None) -> Config:
+    """The config a Ray worker opens its own backend with. An embedded server the driver started is reached at
+    its URL (workers share it rather than each starting one), with the same model name and request format, so
+    requests and cache keys are the ones the local runner makes."""
+    if backend is None or cfg.backend != "openai" or cfg.llm.base_url:
+        return cfg
+    llm = cfg.llm.model_copy(update={"base_url": backend.base_url, "model": backend.model,
+                                     "response_format": backend.format_kind,
+                                     "token_param": backend.token_param or "auto"})
+    return cfg.model_copy(update={"llm": llm})

@@ -12,7 +12,7 @@ import logging
 
 from synthgen.core.cache import RunCache, content_key
 from synthgen.core.schema import CANDIDATE_COLUMNS, Batch, empty_batch
-from synthgen.core.step import Reject, Step, reason_columns
+from synthgen.core.step import USAGE_COUNTERS, Reject, Step, reason_columns
 from synthgen.llm.backend import Backend, Completion, RunAborted
 from synthgen.llm.parse import ParseError, parse_passages
 
@@ -37,6 +37,8 @@ class GenerateStep(Step):
     name = "generate"
     reads = ("query_id", "query", "positive_id", "positive", "strategy", "template_hash", "messages")
     writes = tuple(CANDIDATE_COLUMNS)
+    # For the run report (a Ray run adds up its workers' copies): see core.step.read_counters.
+    counters = ("requests_sent", "cache_hits", *USAGE_COUNTERS)
 
     def __init__(self, backend: Backend, cache: RunCache | None = None):
         self.backend, self.cache = backend, cache

@@ -18,10 +18,12 @@ import logging
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Callable
 
 from synthgen.core.config import MineConfig
 from synthgen.core.schema import CANDIDATE_COLUMNS, OPTIONAL_COLUMNS, Batch, batch_len, concat_batches, empty_batch
 from synthgen.core.step import Step
+from synthgen.llm.generate import GenerateStep
 from synthgen.negatives.corpus import Corpus
 from synthgen.negatives.miners.base import Miner
 from synthgen.validate.dedup import CopyIndex, normalise
@@ -44,6 +46,7 @@ class MinedSource(Step):
 
     reads = ("query_id", "query", "positive_id", "positive")
     writes = tuple(ROW_COLUMNS)
+    counters = ("examined", "excluded", "short_pairs")
 
     def __init__(self, miner: Miner, corpus: Corpus, cfg: MineConfig):
         self.miner, self.corpus, self.cfg = miner, corpus, cfg
@@ -114,9 +117,9 @@ class SyntheticLLM(Step):
     name = "synthetic"
     reads = ("query_id", "query", "positive_id", "positive")
     writes = tuple(CANDIDATE_COLUMNS)
+    counters = tuple(f"generate.{c}" for c in GenerateStep.counters)
 
     def __init__(self, templates, backend, scorer=None, cache=None):
-        from synthgen.llm.generate import GenerateStep
         from synthgen.llm.prompt import PromptStep
 
         self.prompt = PromptStep(templates, backend.passages_per_prompt, scorer)
@@ -178,9 +181,13 @@ class CandidateSources(Step):
     name = "candidates"
     reads = ("query_id", "query", "positive_id", "positive")
     writes = tuple(ROW_COLUMNS)
+    counters = ("rows", "seconds")
 
-    def __init__(self, sources: list[Step]):
+    def __init__(self, sources: list[Step], after_setup: Callable[[], None] | None = None):
         self.sources = sources
+        self.after_setup = after_setup  # e.g. hand the dense miner's corpus embeddings to the scorer
+        self.counters = ("rows", "seconds", *(f"sources.{i}.{c}" for i, s in enumerate(sources)
+                                              for c in getattr(s, "counters", ())))
         self.rows: Counter = Counter()
         self.seconds: Counter = Counter()
 
@@ -189,6 +196,8 @@ class CandidateSources(Step):
             t0 = time.perf_counter()
             s.setup()
             self.seconds[s.name] += time.perf_counter() - t0
+        if self.after_setup is not None:
+            self.after_setup()
 
     def close(self) -> None:
         for s in reversed(self.sources):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synthgen.core.config import ValidateConfig
 from synthgen.core.schema import Batch
-from synthgen.core.step import Filter, Reject
+from synthgen.core.step import USAGE_COUNTERS, Filter, Reject
 
 JUDGE_SCHEMA = {"type": "object", "properties": {"answers": {"type": "boolean"}}, "required": ["answers"]}
 
@@ -36,6 +36,7 @@ class JudgeFilter(Filter):
 
     name = "judge"
     reads = ("query", "positive", "negative", "difficulty")
+    counters = ("asked", "said_yes", "failures", *USAGE_COUNTERS)
 
     def __init__(self, backend, template, cfg: ValidateConfig, cache=None):
         from synthgen.llm.prompt import make_env

@@ -37,6 +37,7 @@ class ScoreFilter(Step):
     name = "validate"
     reads = ("query_id", "query", "positive", "negative")
     writes = ("positive_score", "negative_score", "difficulty")
+    counters = ("scorer.pairs_scored", "scorer.cache_hits")
 
     def __init__(self, scorer: Scorer, cfg: ValidateConfig, positives_by_query: dict[str, list[str]] | None = None,
                  random_pool: list[str] | None = None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from synthgen.core.config import ValidateConfig
+from synthgen.core.schema import Batch, positives_by_query
 from synthgen.core.step import Step
 from synthgen.validate.judge import JudgeFilter
 from synthgen.validate.quality import QualityFilter
@@ -55,3 +56,18 @@ def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[st
     if cfg.top_k is not None:
         steps.append(HardestFilter(cfg.top_k))
     return steps
+
+
+def worker_steps(stack, cfg, rows: Batch) -> list[Step]:
+    """A Ray worker's copy of `synthgen validate`'s steps (its own scorer, and LLM client for the judge)."""
+    from synthgen.validate.scorer import load_scorer
+
+    judge_backend = judge_template = None
+    if cfg.validate_.judge.enabled:
+        from synthgen.llm.engines import open_backend
+        from synthgen.llm.prompt import load_templates
+
+        (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
+        judge_backend = open_backend(cfg, stack)
+    return validation_steps(cfg.validate_, load_scorer(cfg.scorer), list(dict.fromkeys(rows["positive"])),
+                            judge_backend, judge_template, positives_by_query(rows))

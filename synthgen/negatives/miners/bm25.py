@@ -12,9 +12,9 @@ from synthgen.negatives.miners.base import Miner
 class BM25Miner(Miner):
     source = "bm25"
 
-    def __init__(self, corpus: Corpus):
+    def __init__(self, corpus: Corpus, retriever=None):
         self.corpus = corpus
-        self.retriever = None
+        self.retriever = retriever  # an index built elsewhere (a Ray worker gets the driver's), else setup() builds it
         self.index_seconds = 0.0
 
     @property

@@ -1,0 +1,51 @@
+"""Run a command's steps with the configured runner: `local` (this process) or `ray` (Ray Data workers)."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Callable
+
+from synthgen.core.config import Config, ConfigError
+from synthgen.core.schema import Batch
+from synthgen.core.step import Step, StepStats, add_counters
+from synthgen.runners.local import Pipeline
+
+Worker = tuple[Callable[..., list[Step]], tuple]
+
+
+def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: contextlib.ExitStack,
+                 folder: Path, worker: Worker | None = None, batch_queries: int | None = None
+                 ) -> tuple[list[Batch], list[tuple[str, Batch]], dict[str, StepStats], dict[str, Any]]:
+    """(kept batches, [(step, rejected rows)], per-step stats, runner info for the report), the same for both
+    runners.
+
+    ray: `worker` = (factory, args) builds each worker's copy of `steps`; the workers' counters (requests,
+    tokens, scored pairs) are added to `steps` here, so the report reads them as after a local run.
+    """
+    batch_queries = batch_queries or cfg.batch_queries
+    if cfg.runner == "ray":
+        if worker is None:
+            raise ConfigError(f"runner: ray does not run `{desc}` yet; use runner: local")
+        from synthgen.runners.ray_runner import run_on_ray
+
+        factory, args = worker
+        # Shards are batches: keyed by the batch size, which the run identity leaves out.
+        result = run_on_ray(rows, batch_queries, factory, args, folder / "shards" / f"bq{batch_queries}", cfg.ray)
+        for i, values in result.counters.items():
+            add_counters(steps[i], values)
+        info = {"name": "ray", "batches": result.batches_run + result.batches_reused,
+                "batches_reused": result.batches_reused, "workers": cfg.ray.concurrency}
+        return result.kept, result.rejects, result.stats, info
+    pipeline = stack.enter_context(Pipeline(steps))
+    kept, rejects = pipeline.run_all(rows, batch_queries, desc=desc)
+    return kept, rejects, pipeline.stats, {"name": "local", "batches": len(kept)}
+
+
+def shared(value: Any) -> Any:
+    """`value` in Ray's object store (workers fetch it once), or as it is when Ray is not running."""
+    if value is None:
+        return None
+    import ray
+
+    return ray.put(value) if ray.is_initialized() else value

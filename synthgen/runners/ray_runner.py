@@ -1,0 +1,190 @@
+"""`runner: ray`: the same query batches as the local runner, run by Ray Data workers.
+
+The rows are cut into the local runner's query batches (`_batch`) and numbered (`_seq`); Ray Data groups them
+by batch (`groupby("_batch").map_groups`) and hands each group to a worker actor. A worker builds its steps once
+(models, clients, indexes opened in its constructor, through a picklable `factory`) and runs the batch through
+`Pipeline.run_batch`, the local runner's own loop. So every step sees exactly the rows, in the order, it sees
+locally, and both runners produce the same kept and rejected rows.
+
+Each finished batch is written at once as parquet shards (`shards/batch-N.kept.parquet`, `.rejects.parquet`, and
+`.json` with the per-step counts, written last: it marks the batch complete). A rerun after a crash skips the
+complete batches; LLM answers and scores of the others come from the shared cache. The driver then assembles the
+shards into the same run folder as the local runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from synthgen.core.config import RayConfig
+from synthgen.core.schema import Batch, batch_len
+from synthgen.core.step import Step, StepStats, read_counters
+
+log = logging.getLogger(__name__)
+
+BATCH, SEQ = "_batch", "_seq"
+INSTALL_HINT = "runner: ray needs Ray Data: pip install 'synthgen[ray]' (ray[data], aiohttp)"
+
+
+def batch_numbers(query_ids: list[str], batch_queries: int) -> list[int]:
+    """The local runner's query batches: queries in order of first appearance, `batch_queries` per batch."""
+    order: dict[str, int] = {}
+    for qid in query_ids:
+        order.setdefault(qid, len(order))
+    return [order[q] // batch_queries for q in query_ids]
+
+
+def shard_paths(shard_dir: Path, b: int) -> dict[str, Path]:
+    stem = shard_dir / f"batch-{b:06d}"
+    return {"kept": stem.with_suffix(".kept.parquet"), "rejects": stem.with_suffix(".rejects.parquet"),
+            "stats": stem.with_suffix(".json")}
+
+
+def _write_table(rows: Batch, dest: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    pq.write_table(pa.Table.from_pydict(rows), tmp)
+    os.replace(tmp, dest)
+
+
+def _read_table(path: Path) -> Batch:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pydict()
+
+
+class BatchWorker:
+    """A Ray actor: builds the steps once (`factory(*args)`), then runs one query batch per call and writes it."""
+
+    def __init__(self, factory: Callable[..., list[Step]], args: tuple, shard_dir: str):
+        import contextlib
+
+        from synthgen.runners.local import Pipeline
+
+        self.stack = contextlib.ExitStack()
+        self.steps = factory(self.stack, *args)
+        self.pipeline = self.stack.enter_context(Pipeline(self.steps))
+        self.shard_dir = Path(shard_dir)
+        self.last_counters: dict[int, dict[str, float]] = {}
+
+    def __call__(self, group):
+        rows = group.sort_by(SEQ).to_pydict()
+        b = rows.pop(BATCH)[0]
+        rows.pop(SEQ)
+        if not self.pipeline.checked:
+            self.pipeline.check(rows)
+        self.pipeline.stats = {s.name: StepStats() for s in self.steps}  # this batch's counts only
+        kept, rejects = self.pipeline.run_batch(rows)
+        paths = shard_paths(self.shard_dir, b)
+        rejected: Batch = {}
+        for stage, r in rejects:  # steps reject rows with different columns: _concat aligns them
+            rejected = _concat(rejected, {**r, "stage": [stage] * batch_len(r)})
+        _write_table(kept, paths["kept"])
+        _write_table(rejected, paths["rejects"])
+        counters = {}
+        for i, s in enumerate(self.steps):  # this batch's share: the difference to the last batch's totals
+            now = read_counters(s)
+            last = self.last_counters.get(i, {})
+            counters[str(i)] = {k: v - last.get(k, 0) for k, v in now.items() if v != last.get(k, 0)}
+            self.last_counters[i] = now
+        stats = {"batch": b, "stages": {k: _stats_dict(v) for k, v in self.pipeline.stats.items()},
+                 "counters": counters}
+        tmp = paths["stats"].with_name(f".{paths['stats'].name}.tmp")
+        tmp.write_text(json.dumps(stats), encoding="utf-8")
+        os.replace(tmp, paths["stats"])  # last: the batch is complete
+        return {"batch": [b], "kept": [batch_len(kept)], "rejected": [batch_len(rejected)]}
+
+
+def _concat(a: Batch, b: Batch) -> Batch:
+    na, nb = batch_len(a), batch_len(b)
+    return {c: (a.get(c) or [None] * na) + (b.get(c) or [None] * nb) for c in dict.fromkeys([*a, *b])}
+
+
+def _stats_dict(st: StepStats) -> dict[str, Any]:
+    return {"rows_in": st.rows_in, "rows_out": st.rows_out, "rejected": dict(st.rejected), "seconds": st.seconds}
+
+
+@dataclass
+class RayResult:
+    kept: list[Batch]
+    rejects: list[tuple[str, Batch]]
+    stats: dict[str, StepStats]
+    counters: dict[int, dict[str, float]] = field(default_factory=dict)  # step index -> summed counters
+    batches_run: int = 0
+    batches_reused: int = 0
+
+
+def init_ray(rcfg: RayConfig) -> None:
+    try:
+        import ray
+    except ImportError:
+        from synthgen.core.config import ConfigError
+
+        raise ConfigError(INSTALL_HINT) from None
+    if ray.is_initialized():
+        return
+    address = rcfg.address or os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False}
+    if address is None and rcfg.num_cpus:
+        kwargs["num_cpus"] = rcfg.num_cpus
+    ray.init(address=address, **kwargs)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def run_on_ray(rows: Batch, batch_queries: int, factory: Callable[..., list[Step]], args: tuple, shard_dir: Path,
+               rcfg: RayConfig) -> RayResult:
+    """Every query batch of `rows` through the factory's steps on Ray workers; complete batches are reused."""
+    import pyarrow as pa
+    import ray
+
+    init_ray(rcfg)
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    numbers = batch_numbers(rows["query_id"], batch_queries)
+    total = max(numbers, default=-1) + 1
+    done = {b for b in range(total) if shard_paths(shard_dir, b)["stats"].is_file()}
+    todo = [i for i, b in enumerate(numbers) if b not in done]
+    log.info("ray: %d query batches (%d complete from an earlier run) on %d worker(s)", total, len(done),
+             rcfg.concurrency)
+    if todo:
+        table = pa.Table.from_pydict({**{c: [v[i] for i in todo] for c, v in rows.items()},
+                                      BATCH: [numbers[i] for i in todo], SEQ: todo})
+        batches = len({numbers[i] for i in todo})
+        ds = ray.data.from_arrow(table).groupby(BATCH, num_partitions=min(batches, 64)).map_groups(
+            BatchWorker, batch_format="pyarrow", fn_constructor_args=(factory, args, str(shard_dir)),
+            compute=ray.data.ActorPoolStrategy(size=rcfg.concurrency), num_gpus=rcfg.num_gpus or None)
+        ds.materialize()
+    return collect(shard_dir, total, reused=len(done))
+
+
+def collect(shard_dir: Path, total: int, reused: int = 0) -> RayResult:
+    """The shards of batches 0..total-1, as the local runner returns them: kept per batch, rejects per step."""
+    stats: dict[str, StepStats] = {}
+    counters: dict[int, dict[str, float]] = {}
+    kept: list[Batch] = []
+    rejects: list[tuple[str, Batch]] = []
+    for b in range(total):
+        paths = shard_paths(shard_dir, b)
+        info = json.loads(paths["stats"].read_text(encoding="utf-8"))
+        for name, st in info["stages"].items():
+            agg = stats.setdefault(name, StepStats())
+            agg.rows_in += st["rows_in"]
+            agg.rows_out += st["rows_out"]
+            agg.rejected.update(st["rejected"])
+            agg.seconds += st["seconds"]
+        for i, c in info["counters"].items():
+            mine = counters.setdefault(int(i), {})
+            for k, v in c.items():
+                mine[k] = mine.get(k, 0) + v
+        kept.append(_read_table(paths["kept"]))
+        rej = _read_table(paths["rejects"])
+        for stage in dict.fromkeys(rej.get("stage", [])):
+            idx = [i for i, s in enumerate(rej["stage"]) if s == stage]
+            rejects.append((stage, {c: [v[i] for i in idx] for c, v in rej.items() if c != "stage"}))
+    return RayResult(kept, rejects, stats, counters, batches_run=total - reused, batches_reused=reused)
