@@ -160,11 +160,12 @@ def run_on_ray(rows: Batch, batch_queries: int, factory: Callable[..., list[Step
             BatchWorker, batch_format="pyarrow", fn_constructor_args=(factory, args, str(shard_dir)),
             compute=ray.data.ActorPoolStrategy(size=rcfg.concurrency), num_gpus=rcfg.num_gpus or None)
         ds.materialize()
-    return collect(shard_dir, total, reused=len(done))
+    return collect(shard_dir, total, reused=done)
 
 
-def collect(shard_dir: Path, total: int, reused: int = 0) -> RayResult:
-    """The shards of batches 0..total-1, as the local runner returns them: kept per batch, rejects per step."""
+def collect(shard_dir: Path, total: int, reused: set[int] = frozenset()) -> RayResult:
+    """The shards of batches 0..total-1, as the local runner returns them: kept per batch, rejects per step.
+    Step counters (requests sent, tokens, pairs scored) count this run's work: not that of `reused` batches."""
     stats: dict[str, StepStats] = {}
     counters: dict[int, dict[str, float]] = {}
     kept: list[Batch] = []
@@ -178,7 +179,7 @@ def collect(shard_dir: Path, total: int, reused: int = 0) -> RayResult:
             agg.rows_out += st["rows_out"]
             agg.rejected.update(st["rejected"])
             agg.seconds += st["seconds"]
-        for i, c in info["counters"].items():
+        for i, c in (info["counters"].items() if b not in reused else ()):
             mine = counters.setdefault(int(i), {})
             for k, v in c.items():
                 mine[k] = mine.get(k, 0) + v
@@ -187,4 +188,4 @@ def collect(shard_dir: Path, total: int, reused: int = 0) -> RayResult:
         for stage in dict.fromkeys(rej.get("stage", [])):
             idx = [i for i, s in enumerate(rej["stage"]) if s == stage]
             rejects.append((stage, {c: [v[i] for i in idx] for c, v in rej.items() if c != "stage"}))
-    return RayResult(kept, rejects, stats, counters, batches_run=total - reused, batches_reused=reused)
+    return RayResult(kept, rejects, stats, counters, batches_run=total - len(reused), batches_reused=len(reused))
