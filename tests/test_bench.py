@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.rss import write_synthetic_beir
-from benchmarks.stages import naive_dedup
+from benchmarks.dedup_bench import naive_dedup
 from synthgen.core.config import ValidateConfig
 from synthgen.validate.dedup import DedupFilter
 

@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 from synthgen.core.config import ValidateConfig
 from synthgen.core.schema import Batch
 from synthgen.core.step import Filter, Reject
-from synthgen.validate.pair_bounds import char_histograms, near_pair_candidates
+from synthgen.validate.pair_bounds import char_histograms, copy_pair_candidates, near_pair_candidates
 
 # ASCII bytes that are not letters or digits (underscore included) become spaces; str.isalnum is the same test
 # as the regex class [^\W_] it replaces, for every code point (checked exhaustively).
@@ -43,20 +43,22 @@ class DedupFilter(Filter):
         self.positives_by_query = positives_by_query or {}
 
     def decide(self, batch: Batch) -> list[str | None]:
-        t_near = self.cfg.near_duplicate
+        t_near, t_copy = self.cfg.near_duplicate, self.cfg.positive_copy
         reasons: list[str | None] = [None] * len(batch["negative"])
         groups: dict[str, list[int]] = defaultdict(list)
         for i, qid in enumerate(batch["query_id"]):
             groups[qid].append(i)
-        memo: dict[str, str] = {}  # raw text -> normalised, once per batch
+        memo: dict[str | None, str] = {}  # raw text -> normalised, once per batch
+        text_id: dict[str, int] = {}  # distinct normalised texts of the batch (negatives and positives)
 
-        def norm(text: str | None) -> str:
+        def tid(text: str | None) -> int:
             if text not in memo:
                 memo[text] = normalise(text)
-            return memo[text]
+            return text_id.setdefault(memo[text], len(text_id))
 
-        text_id: dict[str, int] = {}  # distinct normalised negatives of the batch
-        neg_ids = np.array([text_id.setdefault(norm(t), len(text_id)) for t in batch["negative"]], dtype=np.int64)
+        neg_ids = np.array([tid(t) for t in batch["negative"]], dtype=np.int64)
+        refs = {qid: np.unique([tid(p) for p in self.positives_by_query.get(qid, []) +
+                                [batch["positive"][i] for i in rows]]) for qid, rows in groups.items()}
         texts = list(text_id)
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         hist = char_histograms(texts)
@@ -70,27 +72,31 @@ class DedupFilter(Filter):
             codes: dict = {}
             pair_codes = np.array([codes.setdefault(pair_col[i], len(codes)) for i in rows], dtype=np.int64)
             kk, jj = near_pair_candidates(ids, lengths, hist, pair_codes, t_near)
-            plans.append((qid, rows, ids, pair_codes, kk, jj, offset))
-            offset += len(kk)
-            left.append(ids[kk])
-            right.append(ids[jj])
+            copy_neg, copy_ref = copy_pair_candidates(np.unique(ids), refs[qid], lengths, hist, t_copy)
+            plans.append((rows, ids, pair_codes, kk, jj, copy_neg, offset))
+            offset += len(kk) + len(copy_neg)
+            left += [ids[kk], copy_neg]
+            right += [ids[jj], copy_ref]
         left_ids, right_ids = np.concatenate(left), np.concatenate(right)
-        # float64 scores: the threshold test is exact; reasons show them as float32 (as they always have).
+        # All pairs of the batch that the bounds leave, in one call over all cores. float64 scores keep the
+        # threshold tests exact; near-duplicate reasons show them as float32 (as they always have).
         scores = (process.cpdist([texts[x] for x in left_ids], [texts[x] for x in right_ids], scorer=fuzz.ratio,
-                                 score_cutoff=t_near, dtype=np.float64, workers=-1)
+                                 score_cutoff=min(t_near, t_copy), dtype=np.float64, workers=-1)
                   if len(left_ids) else np.zeros(0))
-        for qid, rows, ids, pair_codes, kk, jj, start in plans:
-            self._keep_pass(qid, rows, ids, pair_codes, kk, jj, scores[start:start + len(kk)], texts, norm,
-                            batch, reasons)
+        for rows, ids, pair_codes, kk, jj, copy_neg, start in plans:
+            near = scores[start:start + len(kk)]
+            copy = scores[start + len(kk):start + len(kk) + len(copy_neg)]
+            best_copy: dict[int, float] = {}  # negative text -> highest ratio with a known positive, if >= t
+            for n in np.flatnonzero(copy >= t_copy):
+                best_copy[int(copy_neg[n])] = max(best_copy.get(int(copy_neg[n]), 0.0), float(copy[n]))
+            self._keep_pass(rows, ids, pair_codes, kk, jj, near, best_copy, reasons)
         return reasons
 
-    def _keep_pass(self, qid, rows, ids, pair_codes, kk, jj, scores, texts, norm, batch, reasons) -> None:
+    def _keep_pass(self, rows, ids, pair_codes, kk, jj, near_scores, best_copy, reasons) -> None:
         """Rows of one query in order: duplicate of an earlier row of the pair, else a copy of a known
         positive, else a near-duplicate of the first earlier KEPT row of the pair."""
-        known = self.positives_by_query.get(qid, []) + [batch["positive"][i] for i in rows]
-        copies = CopyIndex([norm(p) for p in known], self.cfg.positive_copy)
         near: dict[int, list[int]] = defaultdict(list)  # k -> candidate numbers (j ascending) that reached t
-        for n in np.flatnonzero(scores >= self.cfg.near_duplicate):
+        for n in np.flatnonzero(near_scores >= self.cfg.near_duplicate):
             near[int(kk[n])].append(int(n))
         seen: dict[tuple[int, int], int] = {}
         kept = np.zeros(len(rows), dtype=bool)
@@ -98,15 +104,13 @@ class DedupFilter(Filter):
             key = (int(pair_codes[k]), int(ids[k]))
             if key in seen:
                 reasons[i] = Reject("duplicate", "of row {row}", row=rows[seen[key]])
+            elif int(ids[k]) in best_copy:
+                reasons[i] = Reject("copies_positive", "ratio={ratio:.1f}", ratio=best_copy[int(ids[k])])
             else:
-                best = copies.best(texts[ids[k]])
-                if best >= self.cfg.positive_copy:
-                    reasons[i] = Reject("copies_positive", "ratio={ratio:.1f}", ratio=float(best))
-                else:
-                    hit = next((n for n in near.get(k, ()) if kept[jj[n]]), None)
-                    if hit is not None:
-                        reasons[i] = Reject("near_duplicate", "ratio={ratio:.1f} with row {row}",
-                                            ratio=float(np.float32(scores[hit])), row=rows[int(jj[hit])])
+                hit = next((n for n in near.get(k, ()) if kept[jj[n]]), None)
+                if hit is not None:
+                    reasons[i] = Reject("near_duplicate", "ratio={ratio:.1f} with row {row}",
+                                        ratio=float(np.float32(near_scores[hit])), row=rows[int(jj[hit])])
             seen.setdefault(key, k)
             kept[k] = reasons[i] is None
 

@@ -40,6 +40,19 @@ def _may_reach(lcs_bound: np.ndarray, total: np.ndarray, threshold: float) -> np
     return 200.0 * lcs_bound * (1 + 1e-9) + 1e-6 >= threshold * total
 
 
+def bounds_allow(a: np.ndarray, b: np.ndarray, lengths: np.ndarray, hist: np.ndarray, threshold: float) -> np.ndarray:
+    """Mask over the text pairs (a[n], b[n]) (indices into `lengths` and `hist`): True where neither bound
+    rules out fuzz.ratio >= threshold. Worked through in blocks, so memory stays small for any number of pairs."""
+    total = lengths[a] + lengths[b]
+    keep = _may_reach(np.minimum(lengths[a], lengths[b]), total, threshold)
+    for start in range(0, len(a), PAIRS_PER_BLOCK):
+        block = np.flatnonzero(keep[start:start + PAIRS_PER_BLOCK]) + start
+        if len(block):
+            shared = np.minimum(hist[a[block]], hist[b[block]]).sum(axis=1)
+            keep[block] = _may_reach(shared, total[block], threshold)
+    return keep
+
+
 def near_pair_candidates(ids: np.ndarray, lengths: np.ndarray, hist: np.ndarray, pair_codes: np.ndarray,
                          threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Positions (k, j), j < k, of one query's rows that may be near-duplicates: same pair code, different
@@ -55,17 +68,20 @@ def near_pair_candidates(ids: np.ndarray, lengths: np.ndarray, hist: np.ndarray,
         k1 = min(n, k0 + step)
         ks = np.arange(k0, k1)[:, None]
         js = np.arange(k1)[None, :]
-        la, lb = lengths[ids[ks]], lengths[ids[js]]
-        mask = (js < ks) & (pair_codes[ks] == pair_codes[js]) & (ids[ks] != ids[js])
-        mask &= _may_reach(np.minimum(la, lb), la + lb, threshold)
-        kk, jj = np.nonzero(mask)  # row-major: sorted by k, then j
-        kk += k0
-        if len(kk):
-            a, b = ids[kk], ids[jj]
-            shared = np.minimum(hist[a], hist[b]).sum(axis=1)
-            keep = _may_reach(shared, lengths[a] + lengths[b], threshold)
-            out_k.append(kk[keep])
-            out_j.append(jj[keep])
+        kk, jj = np.nonzero((js < ks) & (pair_codes[ks] == pair_codes[js]) & (ids[ks] != ids[js]))
+        kk += k0  # np.nonzero is row-major: sorted by k, then j
+        keep = bounds_allow(ids[kk], ids[jj], lengths, hist, threshold)
+        out_k.append(kk[keep])
+        out_j.append(jj[keep])
     if not out_k:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(out_k), np.concatenate(out_j)
+
+
+def copy_pair_candidates(neg_ids: np.ndarray, ref_ids: np.ndarray, lengths: np.ndarray, hist: np.ndarray,
+                         threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Text pairs (negative, reference) from all of `neg_ids` x `ref_ids` that may reach fuzz.ratio >= threshold."""
+    a = np.repeat(neg_ids, len(ref_ids))
+    b = np.tile(ref_ids, len(neg_ids))
+    keep = bounds_allow(a, b, lengths, hist, threshold)
+    return a[keep], b[keep]
