@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scorer-pairs", type=int, default=1000)
     p.add_argument("--dedup-queries", type=int, default=40)
     p.add_argument("--dedup-per-query", type=int, default=60)
-    p.add_argument("--mining-docs", type=int, help="corpus passages for the mining figure (default: all)")
+    p.add_argument("--mining-docs", type=int, help="corpus passages for the mining figure (default: all; the "
+                   "positives of the mined pairs are always in)")
+    p.add_argument("--mining-pairs", type=int, help="first (query, positive) pairs mined (default: all train pairs)")
     p.add_argument("--rss-docs", type=int, default=1_000_000, help="passages of the generated corpus")
     p.add_argument("--rss-queries", type=int, default=500)
     p.add_argument("--workdir", default="outputs/bench/work", help="generated corpus and the child's run")
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "dedup":
             raw["dedup"] = bench_dedup(data, args.dedup_queries, args.dedup_per_query)
         elif part == "mining":
-            raw["mining"] = bench_mining(data, model, model_ref, args.mining_docs)
+            raw["mining"] = bench_mining(data, model, model_ref, args.mining_docs, args.mining_pairs)
         elif part == "rss":
             raw["rss"] = bench_rss(args.rss_docs, args.rss_queries, Path(args.workdir))
             if args.rss_docs != 1_000_000:
