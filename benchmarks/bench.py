@@ -37,6 +37,22 @@ log = logging.getLogger("benchmarks.bench")
 
 
 
+def run_part(part: str, args: argparse.Namespace, data: Path, model, model_ref: str | None, raw: dict) -> None:
+    """One part's figures into raw[part]."""
+    if part == "llm":
+        raw["llm"] = bench_llm(data, args.llm_prompts, args.llm_max_tokens, args.llm_concurrency)
+    elif part == "scorer":
+        raw["scorer"] = bench_scorer(data, args.scorer_pairs, model)
+    elif part == "dedup":
+        raw["dedup"] = bench_dedup(data, args.dedup_queries, args.dedup_per_query)
+    elif part == "mining":
+        raw["mining"] = bench_mining(data, model, model_ref, args.mining_docs, args.mining_pairs)
+    elif part == "rss":
+        raw["rss"] = bench_rss(args.rss_docs, args.rss_queries, Path(args.workdir))
+        if args.rss_docs != 1_000_000:
+            raw["rss"]["note"] = f"measured at {args.rss_docs:,} passages, not 1,000,000"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="BEIR folder for the LLM, scorer, dedup and mining figures "
@@ -85,18 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         t0 = time.perf_counter()
         log.info("bench: %s ...", part)
-        if part == "llm":
-            raw["llm"] = bench_llm(data, args.llm_prompts, args.llm_max_tokens, args.llm_concurrency)
-        elif part == "scorer":
-            raw["scorer"] = bench_scorer(data, args.scorer_pairs, model)
-        elif part == "dedup":
-            raw["dedup"] = bench_dedup(data, args.dedup_queries, args.dedup_per_query)
-        elif part == "mining":
-            raw["mining"] = bench_mining(data, model, model_ref, args.mining_docs, args.mining_pairs)
-        elif part == "rss":
-            raw["rss"] = bench_rss(args.rss_docs, args.rss_queries, Path(args.workdir))
-            if args.rss_docs != 1_000_000:
-                raw["rss"]["note"] = f"measured at {args.rss_docs:,} passages, not 1,000,000"
+        try:
+            run_part(part, args, data, model, model_ref, raw)
+        except Exception as exc:  # one failed part must not lose the others' figures
+            log.exception("bench: %s failed", part)
+            raw[part] = {"error": f"{type(exc).__name__}: {exc}"}
         raw[part]["wall_seconds"] = round(time.perf_counter() - t0, 1)
         log.info("bench: %s done in %.0f s: %s", part, time.perf_counter() - t0,
                  {k: v for k, v in raw[part].items() if not isinstance(v, dict)})

@@ -33,7 +33,8 @@ def bench_llm(data: Path, n_prompts: int, max_tokens: int, concurrency: int) -> 
     from synthgen.llm.prompt import PromptStep, load_templates
     from synthgen.llm.server import LocalLlamaServer
 
-    cfg = load_config(None, [f"llm.max_tokens={max_tokens}", f"llm.concurrency={concurrency}", "llm.max_retries=0",
+    # A long request timeout: on a loaded 2-core machine one schema-constrained request can take minutes.
+    cfg = load_config(None, [f"llm.max_tokens={max_tokens}", f"llm.concurrency={concurrency}", "llm.max_retries=0", "llm.timeout_s=900",
                              "llm.temperature=0.8"])
     pairs = _cranfield_pairs(data)
     seen: dict[str, int] = {}

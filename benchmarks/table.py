@@ -20,8 +20,11 @@ def _row(stage: str, ours: str, base: str, ratio: float | None, goal: float | No
 
 
 def table_rows(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per figure present in `raw` (a part not run yet has no row)."""
-    rows = []
+    """One row per figure present in `raw` (a part not run yet has no row; a failed part has one that says so)."""
+    rows = [{"stage": part, "synthgen": "failed", "baseline": "-", "ratio": None, "goal": "-", "met": "NO",
+             "baseline_is": raw[part]["error"]} for part in ("llm", "scorer", "dedup", "mining", "rss")
+            if "error" in raw.get(part, {})]
+    raw = {part: r for part, r in raw.items() if not (isinstance(r, dict) and "error" in r)}
     if "llm" in raw:
         r = raw["llm"]
         rows.append(_row("llm generate (tokens/s)", f"{r['synthgen']['tokens_per_s']}", f"{r['raw']['tokens_per_s']}",

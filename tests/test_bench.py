@@ -39,12 +39,14 @@ def test_bench_table_rows_goals_and_png(tmp_path):
     from benchmarks.table import format_table, table_rows, write_png
 
     raw = {"dedup": {"synthgen_seconds": 0.3, "naive_seconds": 3.6, "ratio": 12.0},
+           "llm": {"error": "ReadTimeout: timed out"},
            "mining": {"cold": {"synthgen_seconds": 70.0, "st_default_seconds": 63.0, "ratio": 0.9},
                       "warm": {"synthgen_seconds": 5.0, "st_default_seconds": 63.0, "ratio": 12.6},
                       "both_warm": {"synthgen_seconds": 5.0, "st_cache_folder_seconds": 0.2, "ratio": 0.04}},
            "rss": {"docs": 1_000_000, "queries": 10_000, "peak_rss_mib": 900.5}}
     rows = {r["stage"]: r for r in table_rows(raw)}
     assert rows["dedup (s)"]["met"] == "yes" and rows["dedup (s)"]["goal"] == ">= 10"
+    assert rows["llm"]["synthgen"] == "failed" and rows["llm"]["met"] == "NO"
     assert rows["mining, cold cache (s)"]["met"] == "NO"  # 0.9 < 0.95
     assert rows["mining, warm cache (s)"]["met"] == "yes"
     assert rows["mining, both warm (s)"]["met"] == "-"  # reported, no goal
