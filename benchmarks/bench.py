@@ -53,6 +53,15 @@ def run_part(part: str, args: argparse.Namespace, data: Path, model, model_ref: 
             raw["rss"]["note"] = f"measured at {args.rss_docs:,} passages, not 1,000,000"
 
 
+def _write(raw: dict[str, Any], out_path: Path) -> list[dict[str, Any]]:
+    rows = table_rows(raw)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps({"table": rows, "raw": raw}, indent=2) + "\n", encoding="utf-8")
+    out_path.with_suffix(".md").write_text(format_table(rows) + "\n", encoding="utf-8")
+    write_png(rows, out_path.with_suffix(".png"))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="BEIR folder for the LLM, scorer, dedup and mining figures "
@@ -107,14 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("bench: %s failed", part)
             raw[part] = {"error": f"{type(exc).__name__}: {exc}"}
         raw[part]["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        log.info("bench: %s done in %.0f s: %s", part, time.perf_counter() - t0,
-                 {k: v for k, v in raw[part].items() if not isinstance(v, dict)})
-    raw["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-                      "seconds": round(time.perf_counter() - t_all, 1)}
-    rows = table_rows(raw)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps({"table": rows, "raw": raw}, indent=2) + "\n", encoding="utf-8")
-    write_png(rows, out_path.with_suffix(".png"))
+        log.info("bench: %s done in %.0f s: %s", part, time.perf_counter() - t0, json.dumps(raw[part]))
+        raw["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+                          "seconds": round(time.perf_counter() - t_all, 1)}
+        rows = _write(raw, out_path)  # after every part: an interrupted bench keeps what it measured
     m = raw["machine"]
     print(format_table(rows))
     print(f"\n{m['cpus']} CPUs, load average {m['load_avg_1m_at_end']} at the end, {m['seconds']:.0f} s; "
