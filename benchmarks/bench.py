@@ -1,19 +1,20 @@
 """`make bench` / `python -m benchmarks.bench`: synthgen's stages against the plain way of doing the same work.
 
-Every figure is a ratio measured in one process run, both sides on the same inputs, one after the other:
+Prints ONE table (stage, synthgen, baseline, ratio, goal, met) and writes it with the raw figures to
+outputs/bench/results.json and a bar chart beside it (results.png). Every ratio comes from one process run,
+both sides on the same inputs, best of 3 runs per side, interleaved:
 
-- llm_vs_engine: output tokens/s of synthgen's generate stage (PromptStep-rendered prompts through
-  GenerateStep + OpenAIBackend: retries off, no cache) / a plain thread-pool loop posting the same
-  requests (same messages, sampling, seed, response_format) to the same embedded llama.cpp server at
-  the same concurrency.
-- scorer_vs_raw: pairs/s of synthgen's BiEncoderScorer / `model.encode(queries)`, `model.encode(passages)`
-  and a row-wise dot product on the same pairs (same model, max length and batch size).
-- dedup_speedup: seconds of a naive Python pairwise loop (rapidfuzz `fuzz.ratio` per pair, the same rules)
-  / seconds of synthgen's DedupFilter (vectorised `process.cdist`); the two must reach the same decisions.
-- mining_vs_st: pairs/s of synthgen's DenseMiner + MinedSource (cold embedding cache) / sentence-transformers
-  `mine_hard_negatives` on the same pairs, corpus, model and max length.
-- rss_mib_1m: peak RSS (MiB) of a child process running `synthgen mine` (BM25 candidates -> validation ->
-  write) over a generated BEIR corpus of `--rss-docs` passages (default 1,000,000; no LLM).
+- llm: output tokens/s of synthgen's generate stage (PromptStep-rendered prompts through GenerateStep +
+  OpenAIBackend: retries off, no cache) / a plain thread-pool loop posting the same requests (same messages,
+  sampling, seed, response_format) to the same embedded llama.cpp server at the same concurrency.
+- scorer: pairs/s of synthgen's BiEncoderScorer / `model.encode(queries)`, `model.encode(passages)` and a
+  row-wise dot product on the same pairs (same model, max length and batch size). synthgen encodes each
+  distinct text once; the plain way encodes every row.
+- dedup: seconds of a naive Python pairwise loop (rapidfuzz `fuzz.ratio` per pair, the same rules) / seconds
+  of synthgen's DedupFilter (benchmarks/dedup_bench.py); both must reach the same decisions.
+- mining: sentence-transformers `mine_hard_negatives` / synthgen's DenseMiner + MinedSource at the same
+  settings, cold and warm embedding caches (benchmarks/mining_bench.py says which ST call each row uses).
+- rss: peak RSS (MiB) of a child process running `synthgen mine` over a generated corpus (benchmarks/rss.py).
 """
 
 from __future__ import annotations
@@ -27,10 +28,38 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.rss import bench_rss, rss_child
-from benchmarks.stages import bench_dedup, bench_llm, bench_mining, bench_scorer
+from benchmarks.dedup_bench import bench_dedup
+from benchmarks.mining_bench import bench_mining
+from benchmarks.stages import bench_llm, bench_scorer
+from benchmarks.table import format_table, table_rows, write_png
 
 log = logging.getLogger("benchmarks.bench")
 
+
+
+def run_part(part: str, args: argparse.Namespace, data: Path, model, model_ref: str | None, raw: dict) -> None:
+    """One part's figures into raw[part]."""
+    if part == "llm":
+        raw["llm"] = bench_llm(data, args.llm_prompts, args.llm_max_tokens, args.llm_concurrency)
+    elif part == "scorer":
+        raw["scorer"] = bench_scorer(data, args.scorer_pairs, model)
+    elif part == "dedup":
+        raw["dedup"] = bench_dedup(data, args.dedup_queries, args.dedup_per_query)
+    elif part == "mining":
+        raw["mining"] = bench_mining(data, model, model_ref, args.mining_docs, args.mining_pairs)
+    elif part == "rss":
+        raw["rss"] = bench_rss(args.rss_docs, args.rss_queries, Path(args.workdir))
+        if args.rss_docs != 1_000_000:
+            raw["rss"]["note"] = f"measured at {args.rss_docs:,} passages, not 1,000,000"
+
+
+def _write(raw: dict[str, Any], out_path: Path) -> list[dict[str, Any]]:
+    rows = table_rows(raw)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps({"table": rows, "raw": raw}, indent=2) + "\n", encoding="utf-8")
+    out_path.with_suffix(".md").write_text(format_table(rows) + "\n", encoding="utf-8")
+    write_png(rows, out_path.with_suffix(".png"))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scorer-pairs", type=int, default=1000)
     p.add_argument("--dedup-queries", type=int, default=40)
     p.add_argument("--dedup-per-query", type=int, default=60)
-    p.add_argument("--mining-docs", type=int, help="corpus passages for the mining figure (default: all)")
+    p.add_argument("--mining-docs", type=int, help="corpus passages for the mining figure (default: all; the "
+                   "positives of the mined pairs are always in)")
+    p.add_argument("--mining-pairs", type=int, help="first (query, positive) pairs mined (default: all train pairs)")
     p.add_argument("--rss-docs", type=int, default=1_000_000, help="passages of the generated corpus")
     p.add_argument("--rss-queries", type=int, default=500)
     p.add_argument("--workdir", default="outputs/bench/work", help="generated corpus and the child's run")
@@ -67,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     datasets.disable_progress_bars()
     out_path = Path(args.output)
     results: dict[str, Any] = json.loads(out_path.read_text()) if args.only and out_path.is_file() else {}
-    raw = results.setdefault("raw", {})
+    raw = results.get("raw", {})
     parts = args.only or ["llm", "scorer", "dedup", "mining", "rss"]
     model = model_ref = None
     if {"scorer", "mining"} & set(parts):
@@ -79,37 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         t0 = time.perf_counter()
         log.info("bench: %s ...", part)
-        if part == "llm":
-            raw["llm"] = bench_llm(data, args.llm_prompts, args.llm_max_tokens, args.llm_concurrency)
-            results["llm_vs_engine"] = raw["llm"]["ratio"]
-        elif part == "scorer":
-            raw["scorer"] = bench_scorer(data, args.scorer_pairs, model)
-            results["scorer_vs_raw"] = raw["scorer"]["ratio"]
-        elif part == "dedup":
-            raw["dedup"] = bench_dedup(data, args.dedup_queries, args.dedup_per_query)
-            results["dedup_speedup"] = raw["dedup"]["ratio"]
-        elif part == "mining":
-            raw["mining"] = bench_mining(data, model, model_ref, args.mining_docs)
-            results["mining_vs_st"] = raw["mining"]["ratio"]
-        elif part == "rss":
-            raw["rss"] = bench_rss(args.rss_docs, args.rss_queries, Path(args.workdir))
-            results["rss_mib_1m"] = raw["rss"]["peak_rss_mib"]
-            if args.rss_docs != 1_000_000:
-                raw["rss"]["note"] = f"measured at {args.rss_docs:,} passages, not 1,000,000"
+        try:
+            run_part(part, args, data, model, model_ref, raw)
+        except Exception as exc:  # one failed part must not lose the others' figures
+            log.exception("bench: %s failed", part)
+            raw[part] = {"error": f"{type(exc).__name__}: {exc}"}
         raw[part]["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        log.info("bench: %s done in %.0f s: %s", part, time.perf_counter() - t0,
-                 {k: v for k, v in raw[part].items() if not isinstance(v, dict)})
-    raw["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-                      "seconds": round(time.perf_counter() - t_all, 1)}
-    ordered = {k: results.get(k) for k in ("llm_vs_engine", "scorer_vs_raw", "dedup_speedup", "mining_vs_st",
-                                            "rss_mib_1m")}
-    ordered["raw"] = raw
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
-    for k, v in ordered.items():
-        if k != "raw":
-            print(f"{k:15s} {v}")
-    print(out_path)
+        log.info("bench: %s done in %.0f s: %s", part, time.perf_counter() - t0, json.dumps(raw[part]))
+        raw["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+                          "seconds": round(time.perf_counter() - t_all, 1)}
+        rows = _write(raw, out_path)  # after every part: an interrupted bench keeps what it measured
+    m = raw["machine"]
+    print(format_table(rows))
+    print(f"\n{m['cpus']} CPUs, load average {m['load_avg_1m_at_end']} at the end, {m['seconds']:.0f} s; "
+          f"{out_path} and {out_path.with_suffix('.png')}")
     return 0
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from benchmarks.timing import REPEATS, best_of
 
 
 def _cranfield_pairs(data: Path, limit: int | None = None) -> dict[str, list]:
@@ -32,7 +33,8 @@ def bench_llm(data: Path, n_prompts: int, max_tokens: int, concurrency: int) -> 
     from synthgen.llm.prompt import PromptStep, load_templates
     from synthgen.llm.server import LocalLlamaServer
 
-    cfg = load_config(None, [f"llm.max_tokens={max_tokens}", f"llm.concurrency={concurrency}", "llm.max_retries=0",
+    # A long request timeout: on a loaded 2-core machine one schema-constrained request can take minutes.
+    cfg = load_config(None, [f"llm.max_tokens={max_tokens}", f"llm.concurrency={concurrency}", "llm.max_retries=0", "llm.timeout_s=900",
                              "llm.temperature=0.8"])
     pairs = _cranfield_pairs(data)
     seen: dict[str, int] = {}
@@ -74,15 +76,15 @@ def bench_llm(data: Path, n_prompts: int, max_tokens: int, concurrency: int) -> 
             return backend.usage.completion_tokens - before, time.perf_counter() - t0
 
         raw_one(prompts[0])  # warm-up: model pages and prompt cache, for both sides
-        sides = {"raw": [0, 0.0], "synthgen": [0, 0.0]}
-        for _ in range(2):  # interleaved, so drift in machine load hits both sides
+        best: dict[str, tuple[int, float]] = {}  # side -> (tokens, seconds) of its fastest run
+        for _ in range(REPEATS):  # interleaved, so drift in machine load hits both sides
             for name, fn in (("synthgen", synthgen), ("raw", raw)):
                 tok, sec = fn()
-                sides[name][0] += tok
-                sides[name][1] += sec
+                if name not in best or tok / sec > best[name][0] / best[name][1]:
+                    best[name] = (tok, sec)
         step.close()
         client.close()
-    for name, (tok, sec) in sides.items():
+    for name, (tok, sec) in best.items():
         out[name] = {"completion_tokens": tok, "seconds": round(sec, 2), "tokens_per_s": round(tok / sec, 2)}
     out["failures"] = backend.usage.failures
     out["ratio"] = round(out["synthgen"]["tokens_per_s"] / out["raw"]["tokens_per_s"], 3)
@@ -113,143 +115,23 @@ def bench_scorer(data: Path, n_pairs: int, model) -> dict[str, Any]:
     # Warm-up (first-call costs), then raw and synthgen on the same pairs.
     model.encode(corpus[:64], batch_size=32, show_progress_bar=False)
 
-    t0 = time.perf_counter()
-    scorer = BiEncoderScorer(model, "bench", cfg)
-    ours = scorer.score(qs, ps)
-    t_ours = time.perf_counter() - t0
+    def ours():  # a new scorer each run: nothing is reused from the previous run
+        return BiEncoderScorer(model, "bench", cfg).score(qs, ps)
 
-    model.max_seq_length = 128
-    t0 = time.perf_counter()
-    qe = model.encode(qs, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    pe = model.encode(ps, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    raw = (qe * pe).sum(axis=1)
-    t_raw = time.perf_counter() - t0
+    def raw():
+        model.max_seq_length = 128
+        qe = model.encode(qs, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        pe = model.encode(ps, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return (qe * pe).sum(axis=1)
+
+    best, last = best_of({"synthgen": ours, "raw": raw})
+    t_ours, t_raw = best["synthgen"], best["raw"]
+    ours, raw = last["synthgen"], last["raw"]
     diff = float(np.max(np.abs(np.asarray(ours) - raw)))
     return {"pairs": len(qs), "distinct_texts": len(set(qs) | set(ps)), "max_abs_score_diff": round(diff, 6),
             "synthgen": {"seconds": round(t_ours, 2), "pairs_per_s": round(len(qs) / t_ours, 1)},
             "raw_encode": {"seconds": round(t_raw, 2), "pairs_per_s": round(len(qs) / t_raw, 1)},
             "ratio": round(t_raw / t_ours, 3)}
-
-
-# --------------------------------------------------------------------------------------------- dedup
-
-
-def naive_dedup(batch: dict[str, list], positive_copy: float, near_duplicate: float) -> list[str | None]:
-    """DedupFilter's rules with one `fuzz.ratio` call per pair in Python loops."""
-    from rapidfuzz import fuzz
-
-    from synthgen.validate.dedup import normalise
-
-    reasons: list[str | None] = [None] * len(batch["negative"])
-    groups: dict[str, list[int]] = {}
-    for i, q in enumerate(batch["query_id"]):
-        groups.setdefault(q, []).append(i)
-    for rows in groups.values():
-        negs = [normalise(batch["negative"][i]) for i in rows]
-        pos = normalise(batch["positive"][rows[0]])
-        seen: dict[str, int] = {}
-        kept: list[int] = []
-        for k, i in enumerate(rows):
-            if negs[k] in seen:
-                reasons[i] = "duplicate"
-            elif fuzz.ratio(negs[k], pos) >= positive_copy:
-                reasons[i] = "copies_positive"
-            else:
-                for j in kept:
-                    if fuzz.ratio(negs[k], negs[j]) >= near_duplicate:
-                        reasons[i] = "near_duplicate"
-                        break
-            seen.setdefault(negs[k], k)
-            if reasons[i] is None:
-                kept.append(k)
-    return reasons
-
-
-def bench_dedup(data: Path, n_queries: int, per_query: int) -> dict[str, Any]:
-    from synthgen.core.config import ValidateConfig
-    from synthgen.io.beir import load_corpus
-    from synthgen.negatives.corpus import Corpus
-    from synthgen.negatives.miners.bm25 import BM25Miner
-    from synthgen.validate.dedup import DedupFilter
-
-    corpus_d = load_corpus(Path(data))
-    corpus = Corpus(list(corpus_d), list(corpus_d.values()))
-    pairs = _cranfield_pairs(data)
-    first: dict[str, int] = {}
-    for i, q in enumerate(pairs["query_id"]):
-        first.setdefault(q, i)
-    idx = list(first.values())[:n_queries]
-    miner = BM25Miner(corpus)
-    ranked = miner.rank([pairs["query_id"][i] for i in idx], [pairs["query"][i] for i in idx], per_query)
-    rng = random.Random(0)
-    batch: dict[str, list] = {"query_id": [], "positive": [], "negative": []}
-    for i, cands in zip(idx, ranked):
-        texts = [corpus.texts[c] for c in cands]
-        # Some near-copies, as an LLM writes them: a few words changed.
-        for t in texts[: len(texts) // 5]:
-            words = t.split()
-            for _ in range(2):
-                words[rng.randrange(len(words))] = "altered"
-            texts.append(" ".join(words))
-        for t in texts:
-            batch["query_id"].append(pairs["query_id"][i])
-            batch["positive"].append(pairs["positive"][i])
-            batch["negative"].append(t)
-    cfg = ValidateConfig()
-    t0 = time.perf_counter()
-    ours = DedupFilter(cfg).decide(batch)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    naive = naive_dedup(batch, cfg.positive_copy, cfg.near_duplicate)
-    t_naive = time.perf_counter() - t0
-    same = [(a is None) == (b is None) for a, b in zip(ours, naive)]
-    return {"candidates": len(batch["negative"]), "queries": len(idx), "rejected": sum(r is not None for r in ours),
-            "same_decisions": all(same), "synthgen_seconds": round(t_ours, 3), "naive_seconds": round(t_naive, 3),
-            "ratio": round(t_naive / t_ours, 2)}
-
-
-# --------------------------------------------------------------------------------------------- mining
-
-
-def bench_mining(data: Path, model, model_ref: str, max_docs: int | None) -> dict[str, Any]:
-    from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
-
-    from synthgen.core.config import MineConfig
-    from synthgen.io.beir import load_corpus
-    from synthgen.negatives.corpus import Corpus
-    from synthgen.negatives.miners.dense import DenseMiner
-    from synthgen.negatives.sources import MinedSource
-
-    pairs = _cranfield_pairs(data)
-    corpus_d = load_corpus(Path(data))
-    ids, texts = list(corpus_d), list(corpus_d.values())
-    if max_docs:
-        keep = set(pairs["positive_id"])
-        chosen = [i for i, d in enumerate(ids) if d in keep]
-        chosen += [i for i, d in enumerate(ids) if d not in keep][: max(0, max_docs - len(chosen))]
-        ids, texts = [ids[i] for i in chosen], [texts[i] for i in chosen]
-    corpus = Corpus(ids, texts)
-    n = len(pairs["query"])
-    k, range_max = 1, 100
-    with tempfile.TemporaryDirectory(prefix="synthgen-bench-") as tmp:
-        cfg = MineConfig(k=k, range_max=range_max, max_seq_length=128, batch_size=64, cache_dir=tmp,
-                         sources={"dense": 1})
-        t0 = time.perf_counter()
-        step = MinedSource(DenseMiner(model, "all-MiniLM-L6-v2", model_ref, corpus, cfg), corpus, cfg)
-        step.setup()
-        ours = step(pairs)
-        t_ours = time.perf_counter() - t0
-    model.max_seq_length = 128
-    ds = Dataset.from_dict({"anchor": list(pairs["query"]), "positive": list(pairs["positive"])})
-    t0 = time.perf_counter()
-    st = mine_hard_negatives(ds, model, corpus=texts, num_negatives=k, range_max=range_max, sampling_strategy="top",
-                             output_format="triplet", batch_size=64, verbose=False)
-    t_st = time.perf_counter() - t0
-    return {"pairs": n, "corpus_docs": len(corpus), "k": k, "range_max": range_max,
-            "synthgen": {"seconds": round(t_ours, 2), "pairs_per_s": round(n / t_ours, 2), "rows": len(ours["negative"])},
-            "sentence_transformers": {"seconds": round(t_st, 2), "pairs_per_s": round(n / t_st, 2), "rows": len(st)},
-            "ratio": round(t_st / t_ours, 3)}
 
 
 # --------------------------------------------------------------------------------------------- RSS

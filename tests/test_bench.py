@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.rss import write_synthetic_beir
-from benchmarks.stages import naive_dedup
+from benchmarks.dedup_bench import naive_dedup
 from synthgen.core.config import ValidateConfig
 from synthgen.validate.dedup import DedupFilter
 
@@ -33,3 +33,26 @@ def test_synthetic_beir_corpus(tmp_path):
     assert len(pairs["query"]) == 7 and len(set(pairs["positive_id"])) == 7
     for q, p in zip(pairs["query"], pairs["positive"]):  # each query's words come from its positive
         assert set(q.rstrip("?").split()) <= set(p.lower().rstrip(".").split())
+
+
+def test_bench_table_rows_goals_and_png(tmp_path):
+    from benchmarks.table import format_table, table_rows, write_png
+
+    raw = {"dedup": {"synthgen_seconds": 0.3, "naive_seconds": 3.6, "ratio": 12.0},
+           "llm": {"error": "ReadTimeout: timed out"},
+           "mining": {"cold": {"synthgen_seconds": 70.0, "st_default_seconds": 63.0, "ratio": 0.9},
+                      "warm": {"synthgen_seconds": 5.0, "st_default_seconds": 63.0, "ratio": 12.6},
+                      "both_warm": {"synthgen_seconds": 5.0, "st_cache_folder_seconds": 0.2, "ratio": 0.04}},
+           "rss": {"docs": 1_000_000, "queries": 10_000, "peak_rss_mib": 900.5}}
+    rows = {r["stage"]: r for r in table_rows(raw)}
+    assert rows["dedup (s)"]["met"] == "yes" and rows["dedup (s)"]["goal"] == ">= 10"
+    assert rows["llm"]["synthgen"] == "failed" and rows["llm"]["met"] == "NO"
+    assert rows["mining, cold cache (s)"]["met"] == "NO"  # 0.9 < 0.95
+    assert rows["mining, warm cache (s)"]["met"] == "yes"
+    assert rows["mining, both warm (s)"]["met"] == "-"  # reported, no goal
+    rss = rows["mine RSS, 1,000,000 passages / 10,000 queries (MiB)"]
+    assert rss["met"] == "yes" and rss["goal"] == "<= 1024" and rss["ratio"] is None
+    text = format_table(list(rows.values())).splitlines()
+    assert text[0].split("|")[1].strip() == "stage" and len(text) == 2 + len(rows)
+    write_png(list(rows.values()), tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

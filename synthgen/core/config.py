@@ -196,6 +196,10 @@ class MineConfig(_Section):
                                                   "candidate for each after near_positive")
     reuse: int = Field(3, ge=1, description="a mined passage may be the negative of up to this many positives of "
                                              "the same query when the window has too few for all of them")
+    deal: Literal["round_robin", "same"] = Field(
+        "round_robin", description="how a query's ranked passages go to its positives: round_robin = distinct "
+                                   "ones per positive; same = every positive gets the query's top k (as "
+                                   "sentence-transformers' mine_hard_negatives)")
     exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
                                                                  "of one of the query's positives (excluded)")
     dense_model: str | None = Field(None, description="sentence-transformers model name or path; empty = "

