@@ -25,11 +25,13 @@ class ScriptedEngine:
         self.submitted: list[tuple[int, int, int]] = []  # (step, index, attempt)
         self.aborted: list[int] = []  # indexes of the prompts whose requests were aborted
 
-    def submit(self, request_id, index, attempt):
+    def submit(self, index, attempt):
         if index in self.refuse:
             raise ValueError(f"prompt {index} is longer than max_model_len")
         self.submitted.append((self.now, index, attempt))
+        request_id = f"{len(self.submitted)}"
         self.queued[request_id] = (index, attempt, self.now + self.steps[index])
+        return request_id
 
     def unfinished(self):
         return bool(self.queued)

@@ -9,7 +9,6 @@ adapter (`submit`, `step`, `unfinished`, `abort`), so this module needs no vLLM 
 
 from __future__ import annotations
 
-import itertools
 import logging
 from typing import Any, Callable, Protocol
 
@@ -22,12 +21,11 @@ log = logging.getLogger(__name__)
 # (prompt index, parsed values of the samples that parsed, error when none did)
 OnDone = Callable[[int, list[Any], "str | None"], None]
 
-_calls = itertools.count()  # request ids stay unique across the calls of one process
-
 
 class EngineLoop(Protocol):
-    def submit(self, request_id: str, index: int, attempt: int) -> None:
-        """Queue prompt `index` with the sampling of `attempt`; raises if the engine refuses the prompt."""
+    def submit(self, index: int, attempt: int) -> str:
+        """Queue prompt `index` with the sampling of `attempt`; returns the id its result will carry.
+        Raises if the engine refuses the prompt."""
 
     def step(self) -> list[Any]:
         """One engine step: the requests that finished in it (vLLM RequestOutput-like objects)."""
@@ -54,7 +52,6 @@ def stream(engine: EngineLoop, count: int, parse: Callable[[str | None], Any], m
            usage: LLMUsage, on_done: OnDone) -> None:
     """Run prompts 0..count-1 through `engine`; `on_done` is called once per prompt, as soon as it is final:
     parsed, refused by the engine, or unparseable after `max_retries` retries."""
-    call = next(_calls)
     attempts = [0] * count
     errors: list[str | None] = [None] * count
     running: dict[str, int] = {}
@@ -66,9 +63,8 @@ def stream(engine: EngineLoop, count: int, parse: Callable[[str | None], Any], m
         on_done(i, values, None if values else error)
 
     def submit(i: int) -> None:
-        rid = f"synthgen-{call}-{i}-{attempts[i]}"
         try:
-            engine.submit(rid, i, attempts[i])
+            rid = engine.submit(i, attempts[i])
         except Exception as exc:  # noqa: BLE001 - a refused prompt (e.g. too long) would be refused again
             raise_if_dead(exc)
             usage.requests += 1
@@ -123,3 +119,29 @@ def stream(engine: EngineLoop, count: int, parse: Callable[[str | None], Any], m
             except Exception as exc:  # noqa: BLE001 - best effort on the way out
                 log.debug("vLLM abort: %s", exc)
         raise
+
+
+class ChatLoop:
+    """The EngineLoop over a `vllm.LLM`: each conversation goes in through the public `LLM.enqueue_chat`
+    (rendered exactly as `LLM.chat` renders it) and its result comes out of `llm_engine.step()`."""
+
+    def __init__(self, llm: Any, prompts: list[list[dict[str, str]]], params_for: Callable[[int], Any]):
+        self.llm, self.prompts, self.params_for = llm, prompts, params_for
+        self._params: dict[int, Any] = {}  # sampling per attempt, shared by the prompts as LLM.chat shares it
+
+    def submit(self, index: int, attempt: int) -> str:
+        if attempt not in self._params:
+            self._params[attempt] = self.params_for(attempt)
+        (internal,) = self.llm.enqueue_chat([self.prompts[index]], self._params[attempt], use_tqdm=False)
+        # Results carry the id vLLM's counter gave the request; enqueue returns it with 8 random characters
+        # appended ("<id>-<suffix>", or the bare id when vLLM's id randomisation is off).
+        return internal.rsplit("-", 1)[0]
+
+    def step(self) -> list[Any]:
+        return [out for out in self.llm.llm_engine.step() if out.finished]
+
+    def unfinished(self) -> bool:
+        return self.llm.llm_engine.has_unfinished_requests()
+
+    def abort(self, request_ids: list[str]) -> None:
+        self.llm.llm_engine.abort_request(request_ids, internal=False)
