@@ -132,3 +132,16 @@ def test_a_request_the_engine_dropped_is_a_failure_not_a_hang():
     usage, reported = run(engine, 2)
     assert [(i, error) for _, i, _, error, _ in reported] == [(0, None), (1, "no output (the engine dropped the request)")]
     assert usage.failures == 1
+
+
+def test_an_interrupt_while_queueing_aborts_what_was_already_queued():
+    class InterruptedAtThird(ScriptedEngine):
+        def submit(self, index, attempt):
+            if index == 2:
+                raise KeyboardInterrupt
+            return super().submit(index, attempt)
+
+    engine = InterruptedAtThird({0: 1, 1: 1, 2: 1}, {})
+    with pytest.raises(KeyboardInterrupt):
+        run(engine, 3)
+    assert sorted(engine.aborted) == [0, 1] and engine.now == 0

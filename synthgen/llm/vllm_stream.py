@@ -96,9 +96,9 @@ def stream(engine: EngineLoop, count: int, parse: Callable[[str | None], Any], m
         else:
             finish(i, [], errors[i] or "no output")
 
-    for i in range(count):
-        submit(i)
     try:
+        for i in range(count):
+            submit(i)
         while running:
             try:
                 finished = engine.step() if engine.unfinished() else None
