@@ -145,3 +145,37 @@ def test_cross_encoder_through_validation(cross_encoder):
     assert all(s is not None for s in scored["negative_score"])
     pos = cross_encoder.score([QA], [PA])[0]
     assert all(p == pos for p in scored["positive_score"])
+
+
+def _validated_rows(out):
+    kept, rejects = load_from_disk(str(out / "kept")), load_from_disk(str(out / "rejects"))
+    return (sorted(zip(kept["strategy"], kept["negative_score"])),
+            sorted(zip(rejects["strategy"], rejects["reason"])))
+
+
+def test_validate_rerun_scores_nothing_again(tmp_path):
+    """Scores go to the shared cache beside --output: a rerun, or one with another threshold, scores no pair;
+    `cache_file` moves the cache (a fresh file scores everything)."""
+    from synthgen.commands.validate import validate_file
+    from synthgen.core.config_load import load_config
+
+    src = tmp_path / "candidates.jsonl"
+    src.write_text("".join(json.dumps({"query": q, "positive": p, "negative": n, "strategy": f"case{i}"}) + "\n"
+                           for i, (q, p, n, _) in enumerate(CASES)))
+    settings = ["validate.min_score=0.1", "validate.collision=95"]
+    first = validate_file(load_config(None, settings), src, tmp_path / "v1")
+    assert first["scorer"]["pairs_scored"] > 0 and first["cache"] == str(tmp_path / "cache.sqlite")
+
+    again = validate_file(load_config(None, settings), src, tmp_path / "v2")
+    assert again["scorer"]["pairs_scored"] == 0
+    assert again["scorer"]["cache_hits"] >= first["scorer"]["pairs_scored"]
+    assert _validated_rows(tmp_path / "v2") == _validated_rows(tmp_path / "v1")
+    assert (again["kept"], again["rejected"]) == (first["kept"], first["rejected"])
+
+    # A stricter threshold changes the verdicts, not the scores: still nothing scored.
+    strict = validate_file(load_config(None, [*settings, "validate.max_relative=0.5"]), src, tmp_path / "v3")
+    assert strict["scorer"]["pairs_scored"] == 0 and strict["kept"] < first["kept"]
+
+    elsewhere = tmp_path / "other" / "scores.sqlite"
+    moved = validate_file(load_config(None, [*settings, f"cache_file={elsewhere}"]), src, tmp_path / "v4")
+    assert moved["cache"] == str(elsewhere) and moved["scorer"]["pairs_scored"] == first["scorer"]["pairs_scored"]

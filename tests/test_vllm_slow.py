@@ -6,6 +6,9 @@ runs them in .venv-vllm. Both write the same records as the embedded llama.cpp s
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -18,6 +21,7 @@ from synthgen.commands.generate import generate  # noqa: E402
 from synthgen.core.config_load import load_config  # noqa: E402
 from synthgen.core.schema import REJECT_SCHEMA, TRIPLET_SCHEMA  # noqa: E402
 from synthgen.llm.openai_backend import OpenAIBackend  # noqa: E402
+from test_resume import cached_results  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +120,37 @@ def test_openai_backend_drives_vllms_own_server(server_run, tmp_path):
     t, r, run = _check_same_shape(folder, server_run)
     assert run["base_url"] == srv.base_url and run["backend"] == "openai"
     assert (set(t["model"]) | {m for m in r["model"] if m}) - {"template"} == {name}
+
+
+def test_vllm_kill9_mid_batch_keeps_each_finished_request(tmp_path):
+    """One pipeline batch of 8 prompts, decoded 2 at a time: results reach the cache one by one, so a kill -9
+    inside the batch keeps the finished ones and the rerun sends only the rest."""
+    settings = [f"output_dir={tmp_path}", "run_name=r", "backend=vllm", "input.max_queries=4", "batch_queries=8",
+                "llm.max_tokens=128", "prompts.strategies=[minimal_edit,topic_near]", "vllm.max_num_seqs=2"]
+    cmd = [sys.executable, "-m", "synthgen", "generate"] + [a for kv in settings for a in ("--set", kv)]
+    # its own process group, so the kill takes vLLM's engine-core child too
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    folder, deadline = tmp_path / "r", time.monotonic() + 900
+    try:
+        while cached_results(folder) < 1 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done_before = cached_results(folder)
+    print(f"\n[vllm kill -9] {done_before} results cached when the batch was killed")
+    # per batch (the old behaviour) would show 0 or all 8 here
+    assert 1 <= done_before < 8, "the kill must land inside the batch, after its first result"
+    assert not (folder / "triplets").exists()
+
+    second = generate(load_config(None, settings))
+    run = json.loads((second / "run.json").read_text())
+    prompts = run["counts"]["prompts"]
+    assert prompts == 8
+    # nothing finished is asked again; only what was still decoding is sent
+    assert run["cache_hits"] == done_before and run["requests_sent"] == prompts - done_before
+    assert cached_results(folder) == prompts
+    counts = run["counts"]
+    assert counts["kept"] + counts["rejected"] == counts["candidates"]
+    triplets, rejects = load_from_disk(str(second / "triplets")), load_from_disk(str(second / "rejects"))
+    assert len({(r["query_id"], r["strategy"]) for ds in (triplets, rejects) for r in ds}) == prompts

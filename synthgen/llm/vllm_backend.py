@@ -1,5 +1,6 @@
-"""vLLM in process (`backend: vllm`): one `vllm.LLM` per worker; every prompt of a batch goes to `LLM.chat` at once
-so vLLM schedules them together; JSON is constrained to the passages schema by vLLM's structured outputs.
+"""vLLM in process (`backend: vllm`): one `vllm.LLM` per worker; every prompt of a batch is queued at once so vLLM
+schedules them together, and each result is handed on (and cached) the engine step it finishes (vllm_stream);
+JSON is constrained to the passages schema by vLLM's structured outputs.
 Several negatives per prompt come either as a list in one JSON object (`vllm.multi: list`, default) or as `n`
 samples of a one-passage object (`vllm.multi: n`). The model comes from vllm_model; vLLM's own server is in
 vllm_server. `vllm` is imported only inside `VLLMBackend.open`, so synthgen works without it.
@@ -16,9 +17,10 @@ from typing import Any, Callable
 from synthgen.core.config import LLMConfig, VLLMConfig
 from synthgen.core.schema import json_schema_for
 from synthgen.llm.backend import Backend, Completion, LLMUsage, OnResult
-from synthgen.llm.parse import ParseError, parse_passages
+from synthgen.llm.parse import parse_passages
 from synthgen.llm.server import ServerError
 from synthgen.llm.vllm_model import CONVERTED_MODEL_NAME, CPU_SEEDED_SAFE, cpu_dtype, import_vllm, resolve_model
+from synthgen.llm.vllm_stream import ChatLoop, OnDone, stream
 
 log = logging.getLogger(__name__)
 
@@ -127,86 +129,34 @@ class VLLMBackend(Backend):
         return SamplingParams(n=samples, temperature=temperature, top_p=self.cfg.top_p, max_tokens=max_tokens,
                               seed=seed, structured_outputs=structured)
 
-    def _chat(self, prompts: list[list[dict[str, str]]], params: Any) -> list[Any]:
-        """All prompts in one call; if vLLM rejects the call (e.g. one prompt too long), one by one."""
-        try:
-            return self._llm.chat(prompts, params, use_tqdm=False)
-        except Exception as exc:  # noqa: BLE001
-            _raise_if_dead(exc)
-            if len(prompts) == 1:
-                return [exc]
-            log.warning("vLLM rejected a batch of %d prompts (%s); retrying them one by one", len(prompts), exc)
-            out: list[Any] = []
-            for p in prompts:
-                try:
-                    out.extend(self._llm.chat([p], params, use_tqdm=False))
-                except Exception as one:  # noqa: BLE001
-                    _raise_if_dead(one)
-                    out.append(one)
-            return out
-
-    def _count(self, kind: str, count: int = 1) -> None:
-        self.usage.errors[kind] = self.usage.errors.get(kind, 0) + count
-
-    def _run(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
-             schema: dict[str, Any] | None, max_tokens: int, temperature: float,
-             samples: int = 1) -> list[tuple[list[Any], str | None]]:
-        """Per prompt: (parsed values of the samples that parsed, last error). All prompts go to vLLM at
-        once; a prompt none of whose samples parse is retried (new seed) up to llm.max_retries times."""
+    def _stream(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
+                schema: dict[str, Any] | None, max_tokens: int, temperature: float, samples: int,
+                on_done: OnDone) -> None:
+        """All prompts go to vLLM at once; `on_done(i, parsed values, error)` for each as soon as it is final.
+        A prompt none of whose samples parse is retried (new seed) up to llm.max_retries times."""
         self.open()
-        values: list[list[Any]] = [[] for _ in prompts]
-        errors: list[str | None] = [None] * len(prompts)
-        pending = list(range(len(prompts)))
-        for attempt in range(self.cfg.max_retries + 1):
-            if not pending:
-                break
-            if attempt:
-                self.usage.retries += len(pending)
-            params = self.sampling_params(schema, max_tokens, temperature, samples, attempt)
-            still: list[int] = []
-            for i, res in zip(pending, self._chat([prompts[i] for i in pending], params)):
-                self.usage.requests += 1
-                if isinstance(res, BaseException):
-                    errors[i] = f"{type(res).__name__}: {str(res)[:300]}"
-                    continue  # vLLM refused the prompt itself: a retry would be refused too
-                self.usage.prompt_tokens += len(res.prompt_token_ids or [])
-                for out in res.outputs:
-                    self.usage.completion_tokens += len(out.token_ids)
-                    try:
-                        values[i].append(parse(out.text))
-                    except ParseError as exc:
-                        cut = " (stopped at max_tokens)" if out.finish_reason == "length" else ""
-                        errors[i] = f"ParseError: {exc}{cut}"
-                if values[i]:
-                    if len(values[i]) < len(res.outputs):  # the prompt succeeded, some of its n samples did not
-                        self._count("ParseError (some of n samples)", len(res.outputs) - len(values[i]))
-                    errors[i] = None
-                else:
-                    still.append(i)
-            pending = still
-        for i in range(len(prompts)):
-            if not values[i]:
-                errors[i] = errors[i] or "no output"
-                self.usage.failures += 1
-                self._count(errors[i].split(":", 1)[0])
-        return list(zip(values, errors))
+        loop = ChatLoop(self._llm, prompts,
+                        lambda attempt: self.sampling_params(schema, max_tokens, temperature, samples, attempt))
+        stream(loop, len(prompts), parse, self.cfg.max_retries, self.usage, on_done)
 
     def complete(self, prompts: list[list[dict[str, str]]], on_result: OnResult | None = None) -> list[Completion]:
         """One Completion per prompt with up to n passages: one list, or the first passage of n samples.
 
-        All prompts run as one vLLM batch, so `on_result` is called for each once the batch is done."""
-        samples = self.n if self.multi == "n" else 1
+        `on_result` is called for each prompt the engine step it finishes, so a crash mid-batch loses only
+        the requests still decoding."""
         k = self.passages_per_prompt
-        done = []
-        for i, (vals, err) in enumerate(self._run(prompts, parse_passages, json_schema_for(k), self.cfg.max_tokens,
-                                                  self.cfg.temperature, samples)):
+        done: list[Completion] = [Completion(None, "no output")] * len(prompts)
+
+        def finished(i: int, vals: list[Any], err: str | None) -> None:
             if vals:
-                comp = Completion([p for got in vals for p in got[:k]][: self.n], None)
+                done[i] = Completion([p for got in vals for p in got[:k]][: self.n], None)
             else:  # unparseable after the retries is a fact about the prompt; an engine refusal may pass later
-                comp = Completion(None, err, cacheable=bool(err and err.startswith("ParseError")))
+                done[i] = Completion(None, err, cacheable=bool(err and err.startswith("ParseError")))
             if on_result is not None:
-                on_result(i, comp)
-            done.append(comp)
+                on_result(i, done[i])
+
+        self._stream(prompts, parse_passages, json_schema_for(k), self.cfg.max_tokens, self.cfg.temperature,
+                     self.n if self.multi == "n" else 1, finished)
         return done
 
     def cache_params(self) -> dict[str, Any]:
@@ -220,12 +170,10 @@ class VLLMBackend(Backend):
     def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
             schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:
         """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt."""
-        return [(vals[0], None) if vals else (None, err)
-                for vals, err in self._run(prompts, parse, schema, max_tokens, temperature)]
+        answers: list[tuple[Any, str | None]] = [(None, "no output")] * len(prompts)
 
+        def finished(i: int, vals: list[Any], err: str | None) -> None:
+            answers[i] = (vals[0], None) if vals else (None, err)
 
-def _raise_if_dead(exc: BaseException) -> None:
-    """A dead engine fails every later prompt too: stop the run with one line instead of writing rejects."""
-    if type(exc).__name__ == "EngineDeadError":
-        raise ServerError("the vLLM engine died (its traceback is in the log above); "
-                          "on CPU try a smaller batch_queries or vllm.max_num_seqs") from None
+        self._stream(prompts, parse, schema, max_tokens, temperature, 1, finished)
+        return answers

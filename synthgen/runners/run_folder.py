@@ -19,6 +19,11 @@ def start_run(cfg: Config, command: str, corpus_only: bool = False) -> tuple[Pat
     ident = resolve_run(cfg, command, corpus_only)
     announce(ident)
     ident.save()
-    cache = RunCache(shared_cache_path(cfg.output_dir, cfg.cache_file))
+    return ident.folder, open_cache(shared_cache_path(cfg.output_dir, cfg.cache_file))
+
+
+def open_cache(path: Path) -> RunCache:
+    """The shared cache at `path`, logged with what it already holds (a rerun shows what it will reuse)."""
+    cache = RunCache(path)
     log.info("cache: %s (%d LLM answers, %d scores)", cache.path, cache.count("llm"), cache.count("scores"))
-    return ident.folder, cache
+    return cache

@@ -58,9 +58,15 @@ def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[st
     return steps
 
 
-def worker_steps(stack, cfg, rows: Batch) -> list[Step]:
-    """A Ray worker's copy of `synthgen validate`'s steps (its own scorer, and LLM client for the judge)."""
+def worker_steps(stack, cfg, rows: Batch, cache_path: str) -> list[Step]:
+    """A Ray worker's copy of `synthgen validate`'s steps (its own scorer, cache connection, judge client)."""
+    from synthgen.core.cache import RunCache
     from synthgen.validate.scorer import load_scorer
+
+    cache = RunCache(cache_path)
+    stack.callback(cache.close)
+    scorer = load_scorer(cfg.scorer)
+    scorer.attach(cache)
 
     judge_backend = judge_template = None
     if cfg.validate_.judge.enabled:
@@ -69,5 +75,5 @@ def worker_steps(stack, cfg, rows: Batch) -> list[Step]:
 
         (judge_template,) = load_templates(cfg.prompts.dir, kind="judge")
         judge_backend = open_backend(cfg, stack)
-    return validation_steps(cfg.validate_, load_scorer(cfg.scorer), list(dict.fromkeys(rows["positive"])),
-                            judge_backend, judge_template, positives_by_query(rows))
+    return validation_steps(cfg.validate_, scorer, list(dict.fromkeys(rows["positive"])),
+                            judge_backend, judge_template, positives_by_query(rows), cache=cache)
