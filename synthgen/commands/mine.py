@@ -25,7 +25,7 @@ from synthgen.negatives.corpus import input_folder, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
 from synthgen.negatives.miners.dense import DenseMiner
 from synthgen.negatives.miners.random import RandomMiner
-from synthgen.negatives.mix import MixFilter
+from synthgen.negatives.mix import MixFilter, SharedMix
 from synthgen.negatives.sources import CandidateSources, MinedSource, SyntheticFile, SyntheticLLM
 from synthgen.runners.local import Pipeline
 from synthgen.runners.report import finish_run
@@ -38,6 +38,19 @@ def shares_model(scorer, dense: DenseMiner) -> bool:
     return getattr(scorer, "model", None) is dense.st_model and \
         getattr(scorer, "max_length", None) == dense.cfg.max_seq_length and \
         getattr(scorer, "passage_prompt", None) == (dense.cfg.passage_prompt or "")
+
+
+def mix_step(cfg: Config, quotas: dict[str, int], pairs: Batch, scorer) -> Step:
+    """`mine.pick`: shared (a pair may take any surviving passage of its query, each up to `mine.reuse` times)
+    or own (the hardest of the candidates dealt to the pair)."""
+    if cfg.mine.pick == "own":
+        return MixFilter(quotas)
+    by_query: dict[str, dict[tuple[str, str], None]] = defaultdict(dict)
+    for qid, pid, pos in zip(pairs["query_id"], pairs["positive_id"], pairs["positive"]):
+        by_query[qid][(pid, pos)] = None
+    v = cfg.validate_
+    return SharedMix(quotas, cfg.mine.reuse, {q: list(p) for q, p in by_query.items()}, scorer, (v.min_length_ratio, v.max_length_ratio),
+                     v.reference)
 
 
 def _count_by(batches: list[Batch], column: str) -> Counter:
@@ -98,7 +111,7 @@ def mine(cfg: Config) -> Path:
         steps = [candidates_step,
                  *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
                                    backend, judge_template, positives_by_query(pairs), corpus.texts, cache=cache),
-                 MixFilter(quotas)]
+                 mix_step(cfg, quotas, pairs, scorer)]
         pipeline = stack.enter_context(Pipeline(steps))
         if dense is not None and shares_model(scorer, dense):
             scorer.preload(corpus.texts, dense.emb)  # the corpus is encoded once, not again by the scorer
@@ -111,6 +124,7 @@ def mine(cfg: Config) -> Path:
     for s in sources:
         entry: dict[str, Any] = {"count_per_pair": quotas[s.name], "candidates": candidates_step.rows[s.name],
                                  "kept": kept_by_source[s.name], "rejected": rej_by_source[s.name],
+                                 "shared": shared.get(s.name, 0),
                                  "seconds": round(candidates_step.seconds[s.name], 2)}
         if isinstance(s, MinedSource):
             entry.update(strategy=s.miner.strategy(mcfg), model=s.miner.model,
@@ -142,6 +156,7 @@ def mine(cfg: Config) -> Path:
                        "judged_relevant_in_kept": hits(kept)}
 
     candidates = sum(candidates_step.rows.values())
+    shared = dict(getattr(steps[-1], "shared", {}))  # rows the shared pick copied to another positive
     reasons_by_source: dict[str, Counter] = defaultdict(Counter)
     for b in rejected_batches:
         for src, r in zip(b.get("source", []), b.get("reason", [])):
@@ -158,6 +173,7 @@ def mine(cfg: Config) -> Path:
         "counts": {
             "pairs": batch_len(pairs),
             "candidates": candidates,
+            "shared": sum(shared.values()),
             "per_source": {s: {"kept": e["kept"], "rejected": e["rejected"],
                                "rejected_by_reason": dict(reasons_by_source.get(s, {}))}
                            for s, e in per_source.items()},
