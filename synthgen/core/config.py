@@ -138,9 +138,13 @@ class ValidateConfig(_Section):
                                "(NV-Retriever TopK-PercPos, sentence-transformers' margin semantics) or the pair's own (default: with many "
                                "loosely related positives the weakest one rejects nearly everything, see README)")
     near_positive: float | None = Field(
-        0.1, ge=0, le=1, description="mined negatives: drop one whose similarity to its query's closest known positive "
+        0.3, ge=0, le=1, description="mined negatives: drop one whose similarity to its query's closest known positive "
         "reaches this quantile of the positives' own nearest-positive similarities (likely an unjudged positive); "
         "empty = off")
+    near_positive_lexical: float | None = Field(
+        0.05, ge=0, le=1, description="mined negatives: the same test on tf-idf similarity (IDF from the corpus): "
+        "drop one whose lexical similarity to its query's closest known positive reaches this quantile of the "
+        "positives' own nearest-positive tf-idf similarities; empty = off")
     near_positive_fallback: float | None = Field(
         None, description="near_positive threshold (cosine) for queries with a single known positive; empty = off")
     mined_answers_query: Literal["auto", "on", "off"] = Field(
@@ -194,7 +198,7 @@ class MineConfig(_Section):
     range_max: int = Field(500, ge=1, description="mine only ranks below this (after removing the positives); "
                                                   "deep enough that a query with many positives still has a "
                                                   "candidate for each after near_positive")
-    reuse: int = Field(4, ge=1, description="a mined passage may be the negative of up to this many positives of "
+    reuse: int = Field(8, ge=1, description="a mined passage may be the negative of up to this many positives of "
                                              "the same query")
     pick: Literal["shared", "own"] = Field(
         "shared", description="mix: each (query, positive) takes the hardest surviving passage of its whole query "
