@@ -118,6 +118,7 @@ def mine(cfg: Config) -> Path:
         kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="mine")
 
     n_kept = sum(batch_len(b) for b in kept)
+    shared = dict(getattr(steps[-1], "shared", {}))  # rows the shared pick copied to another positive
     rejected_batches = [b for _, b in rejects]
     kept_by_source, rej_by_source = _count_by(kept, "source"), _count_by(rejected_batches, "source")
     per_source: dict[str, dict[str, Any]] = {}
@@ -156,7 +157,6 @@ def mine(cfg: Config) -> Path:
                        "judged_relevant_in_kept": hits(kept)}
 
     candidates = sum(candidates_step.rows.values())
-    shared = dict(getattr(steps[-1], "shared", {}))  # rows the shared pick copied to another positive
     reasons_by_source: dict[str, Counter] = defaultdict(Counter)
     for b in rejected_batches:
         for src, r in zip(b.get("source", []), b.get("reason", [])):
