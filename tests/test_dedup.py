@@ -32,3 +32,15 @@ def test_groups_are_per_query():
     same = "Neap tides occur at the quarter moons when Sun and Moon pull at right angles."
     reasons = DedupFilter(ValidateConfig())(batch([same, same], qids=["q1", "q2"]))["reason"]
     assert reasons == [None, None]
+
+
+def test_repeats_count_per_pair_when_a_passage_serves_several_positives():
+    x = "Spring tides occur at new and full moon when the Sun and Moon are aligned."
+    near_x = "Spring tides occur at new and full moon when the Sun and the Moon are aligned."
+    other = "Tidal power stations capture energy from the rise and fall of the sea."
+    b = {"query_id": ["q1"] * 5, "positive_id": ["p1", "p2", "p1", "p2", "p2"], "positive": [POS] * 5,
+         "negative": [x, x, near_x, x, other]}
+    reasons = DedupFilter(ValidateConfig())(b)["reason"]
+    assert reasons[0] is None and reasons[1] is None  # one passage, two positives of the query: both kept
+    assert reasons[2].startswith("near_duplicate (") and reasons[2].endswith("with row 0)")
+    assert reasons[3] == "duplicate (of row 1)" and reasons[4] is None

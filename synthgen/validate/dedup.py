@@ -43,27 +43,34 @@ class DedupFilter(Filter):
             negs = [normalise(batch["negative"][i]) for i in rows]
             known = self.positives_by_query.get(qid, []) + [batch["positive"][i] for i in rows]
             copies = CopyIndex([normalise(p) for p in known], self.cfg.positive_copy)
-            to_pos = [copies.best(n) for n in negs]
-            among = process.cdist(negs, negs, scorer=fuzz.ratio, dtype=np.float32,
-                                  score_cutoff=self.cfg.near_duplicate) if len(negs) > 1 else np.zeros((1, 1))
+            # Ratios over the distinct texts: a mined passage is dealt to several positives of its query, and
+            # cdist is quadratic (a query with 400 positives has thousands of rows but at most range_max texts).
+            distinct = list(dict.fromkeys(negs))
+            at = {t: u for u, t in enumerate(distinct)}
+            best = {t: copies.best(t) for t in distinct}
+            to_pos = [best[n] for n in negs]
+            ratios = process.cdist(distinct, distinct, scorer=fuzz.ratio, dtype=np.float32,
+                                   score_cutoff=self.cfg.near_duplicate) if len(distinct) > 1 else np.zeros((1, 1))
+            pos_of = [at[n] for n in negs]
             # Repeats count within a (query, positive) pair: one passage may be the negative of several
             # positives of a query (as in sentence-transformers' miner), never twice for the same pair.
             pair = [batch["positive_id"][i] if batch.get("positive_id") else batch["positive"][i] for i in rows]
             seen: dict[tuple, int] = {}
-            kept: list[int] = []  # positions within the group
+            kept: dict[object, list[int]] = defaultdict(list)  # pair -> its kept positions within the group
             for k, i in enumerate(rows):
                 if (pair[k], negs[k]) in seen:
                     reasons[i] = Reject("duplicate", "of row {row}", row=rows[seen[(pair[k], negs[k])]])
                 elif to_pos[k] >= self.cfg.positive_copy:
                     reasons[i] = Reject("copies_positive", "ratio={ratio:.1f}", ratio=float(to_pos[k]))
                 else:
-                    near = [j for j in kept if pair[j] == pair[k] and among[k, j] >= self.cfg.near_duplicate]
+                    near = [j for j in kept[pair[k]] if ratios[pos_of[k], pos_of[j]] >= self.cfg.near_duplicate]
                     if near:
-                        reasons[i] = Reject("near_duplicate", "ratio={ratio:.1f} with row {row}", ratio=float(among[k, near[0]]),
+                        reasons[i] = Reject("near_duplicate", "ratio={ratio:.1f} with row {row}",
+                                            ratio=float(ratios[pos_of[k], pos_of[near[0]]]),
                                             row=rows[near[0]])
                 seen.setdefault((pair[k], negs[k]), k)
                 if reasons[i] is None:
-                    kept.append(k)
+                    kept[pair[k]].append(k)
         return reasons
 
 
