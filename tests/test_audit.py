@@ -42,6 +42,11 @@ def test_metrics_exact_counts():
     assert out["base_rate"] == 0.6  # 3 of the 5 mined candidates are hidden positives
     assert out["degeneracy"] == {"meta_talk": 1}
     assert out["per_source"]["dense"]["fn_rate"] == 0.5 and out["per_source"]["bm25"]["kept"] == 0
+    # With the pipeline's stage order, each rule is also judged against the rows that reached its stage.
+    staged = audit_rows(kept, rejected, HIDDEN, 4, ["degeneracy", "near_positive", "mix"])["rules"]
+    assert staged["near_positive"]["base_rate_reached"] == 0.6  # all 5 mined rows reach it, 3 hidden
+    assert staged["over_quota"]["base_rate_reached"] == 0.6667  # h1, d9 (kept) and h3: 2 of 3
+    assert "base_rate_reached" not in out["rules"]["near_positive"]
 
 
 TOPICS = {

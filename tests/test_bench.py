@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from benchmarks.rss import write_synthetic_beir
 from benchmarks.dedup_bench import naive_dedup
+from benchmarks.rss import write_synthetic_beir
 from synthgen.core.config import ValidateConfig
 from synthgen.validate.dedup import DedupFilter
 

@@ -159,3 +159,15 @@ def test_bounds_never_skip_a_pair_that_reaches_the_threshold():
         want = {(k, j) for k in range(len(texts)) for j in range(k) if fuzz.ratio(texts[k], texts[j]) >= t}
         assert want <= got
         assert t == 0.0 or len(got) < len(texts) * (len(texts) - 1) // 2  # and they do skip some
+
+
+def test_repeats_count_per_pair_when_a_passage_serves_several_positives():
+    x = "Spring tides occur at new and full moon when the Sun and Moon are aligned."
+    near_x = "Spring tides occur at new and full moon when the Sun and the Moon are aligned."
+    other = "Tidal power stations capture energy from the rise and fall of the sea."
+    b = {"query_id": ["q1"] * 5, "positive_id": ["p1", "p2", "p1", "p2", "p2"], "positive": [POS] * 5,
+         "negative": [x, x, near_x, x, other]}
+    reasons = DedupFilter(ValidateConfig())(b)["reason"]
+    assert reasons[0] is None and reasons[1] is None  # one passage, two positives of the query: both kept
+    assert reasons[2].startswith("near_duplicate (") and reasons[2].endswith("with row 0)")
+    assert reasons[3] == "duplicate (of row 1)" and reasons[4] is None

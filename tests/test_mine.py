@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from datasets import load_from_disk
 
 from synthgen.core.config import MineConfig
@@ -109,6 +110,41 @@ def test_mix_filter_keeps_hardest_per_source():
     assert reasons[4] == "over_quota (source=random: rank 1 > 0)"
 
 
+def test_shared_mix_gives_each_positive_the_querys_hardest_free_passage():
+    from synthgen.negatives.mix import SharedMix
+
+    class FixedScorer:
+        def score(self, queries, passages):
+            return [0.5] * len(queries)
+
+    long_pos, short_pos = "A positive passage of a reasonable length.", "Tiny."
+    rows = [("p1", "a", 0.9), ("p1", "b", 0.3), ("p2", "c", 0.5), ("p3", "d", 0.8), ("s1", "syn", 0.95),
+            ("s1", "syn2", 0.2)]
+    batch = {"query_id": ["q"] * 6, "query": ["Q"] * 6, "positive_id": [r[0] for r in rows],
+             "positive": [long_pos] * 6, "negative": [f"Negative passage {r[1]} of a similar length." for r in rows],
+             "negative_id": [r[1] for r in rows[:4]] + [None, None],
+             "source": ["dense"] * 4 + ["synthetic"] * 2, "negative_score": [r[2] for r in rows],
+             "positive_score": [0.6, 0.6, 0.7, 0.8, 0.6, 0.6], "difficulty": [1.5, 0.5, 0.7, 1.0, 1.6, 0.3]}
+    pairs = {"q": [("p1", long_pos), ("p2", long_pos), ("p3", long_pos), ("p4", long_pos), ("p5", short_pos),
+                   ("s1", long_pos)]}
+    mix = SharedMix({"dense": 1, "synthetic": 1}, 2, pairs, FixedScorer(), length_ratio=(0.2, 4.0))
+    out = mix(batch)
+    kept = {(p, n): (ps, d) for p, n, ps, d, r in zip(out["positive_id"], out["negative_id"], out["positive_score"],
+                                                       out["difficulty"], out["reason"]) if r is None}
+    # a (0.9) serves p1 and p2 (reuse 2), then d (0.8) serves p3 and p4; p5's positive is too short for any
+    # (length ratio), s1 takes c; the synthetic rows are picked per pair: the hardest of s1's own.
+    assert set(kept) == {("p1", "a"), ("p2", "a"), ("p3", "d"), ("p4", "d"), ("s1", "c"), ("s1", None)}
+    assert kept[("p2", "a")] == (0.7, pytest.approx(1 - (0.7 - 0.9) / 0.7))  # p2's own positive score
+    assert kept[("p4", "d")] == (0.5, pytest.approx(1 - (0.5 - 0.8) / 0.5))  # no p4 row survived: scored here
+    assert dict(mix.shared) == {"dense": 3}  # rows copied to another positive of the query
+    rejected = {(p, n): (rule, json.loads(d)) for p, n, rule, d in zip(out["positive_id"], out["negative_id"],
+                                                                      out["rule"], out["details"]) if rule}
+    assert rejected[("p1", "b")] == ("over_quota", {"source": "dense", "rank": 4, "used": 0, "reuse": 2})
+    assert rejected[("p2", "c")] == ("over_quota", {"source": "dense", "rank": 3, "used": 1, "reuse": 2})
+    assert rejected[("s1", None)][0] == "over_quota"
+    assert len(out["reason"]) == 6 + 3  # every input row, plus the copies
+
+
 def test_bm25_on_full_cranfield_excludes_every_judged_passage():
     """10 queries against the full 1,400-passage corpus: no qrels-judged passage comes out, window respected."""
     from synthgen.core.config import InputConfig
@@ -142,10 +178,11 @@ def test_mine_run_on_cranfield_subset(mined_run):
     rejects = load_from_disk(str(folder / "rejects"))
     counts = info["counts"]
     assert counts["kept"] == len(kept) and counts["rejected"] == len(rejects)
-    assert counts["kept"] + counts["rejected"] == counts["candidates"] > 0
+    # mine.pick=shared copies a surviving passage to other positives of its query: those rows are counted
+    assert counts["kept"] + counts["rejected"] == counts["candidates"] + counts["shared"] > 0
     assert set(kept["source"]) <= {"bm25", "dense", "random"} and {"bm25", "dense"} <= set(kept["source"])
     assert {s: c["kept"] + c["rejected"] for s, c in counts["per_source"].items()} == {
-        s: e["candidates"] for s, e in info["sources"].items()}
+        s: e["candidates"] + e["shared"] for s, e in info["sources"].items()}
     strategies = {"bm25": "bm25[0:30]", "dense": "dense[0:30]", "random": "random"}
     for row in kept:
         assert row["strategy"] == strategies[row["source"]]

@@ -6,8 +6,8 @@ from datasets import Dataset
 
 from synthgen.core.config import ValidateConfig
 from synthgen.core.step import ColumnError, Filter, Reject, Step, reason_columns
-from synthgen.validate.quality import QualityFilter
 from synthgen.runners.local import Pipeline
+from synthgen.validate.quality import QualityFilter
 
 
 class Upper(Step):

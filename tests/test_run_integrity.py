@@ -53,7 +53,7 @@ def test_mine_with_the_llm_and_the_default_strategies(llama_server, tmp_path, ca
                                "--set", f"llm.base_url={llama_server.base_url}",
                                "--set", f"llm.model={llama_server.model_name}")
     counts = info["counts"]
-    assert counts["kept"] + counts["rejected"] == counts["candidates"]
+    assert counts["kept"] + counts["rejected"] == counts["candidates"] + counts["shared"]
     assert set(info["templates"]) == {"answer_removed", "scorer_guided_edit", "minimal_edit", "topic_near"}
     rejects = load_from_disk(str(folder / "rejects"))
     triplets = load_from_disk(str(folder / "triplets"))

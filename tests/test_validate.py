@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from synthgen.core.config import ScorerConfig, ValidateConfig
@@ -155,6 +156,31 @@ def test_near_positive_uses_the_querys_own_positive_spread(minilm):
     fallback = NearPositiveFilter(scorer, {"q": positives[:1]}, 0.2, fallback=0.5).decide(
         {**batch, "positive": [positives[0]] * 3})
     assert fallback[0].startswith("near_positive") and "fallback" in fallback[0] and fallback[1] is None
+
+
+def test_near_positive_lexical_uses_tfidf_and_the_querys_own_spread():
+    from synthgen.validate.lexical import TfidfEncoder
+    from synthgen.validate.near_positive import NearPositiveFilter, own_threshold, similarities
+
+    positives = ["Curcumin from turmeric lowered amyloid plaques in mice.",
+                 "Turmeric curcumin reduced amyloid plaque burden in an Alzheimer model.",
+                 "Dietary curcumin and amyloid: plaque clearance in transgenic mice."]
+    shares_terms = "Curcumin cleared amyloid plaques in transgenic mice fed turmeric."
+    other = "Coffee drinking and the risk of kidney stones in women."
+    pool = positives + [shares_terms, other, "Kidney stones and oxalate intake.", "Mice fed coffee lived longer."]
+    enc = TfidfEncoder(pool)
+    pos = enc.embed(positives)
+    threshold = own_threshold(pos, 0.05)
+    nearest = similarities(pos, pos)
+    np.fill_diagonal(nearest, -1)
+    assert threshold == pytest.approx(float(np.quantile(nearest.max(axis=1), 0.05)))
+    batch = {"query_id": ["q"] * 3, "positive": [positives[0]] * 3, "negative": [shares_terms, other, shares_terms],
+             "negative_id": ["d1", "d2", None]}
+    reasons = NearPositiveFilter(enc, {"q": positives}, 0.05, rule="near_positive_lexical").decide(batch)
+    sim = float(similarities(enc.embed([shares_terms]), pos).max())
+    assert sim >= threshold > float(similarities(enc.embed([other]), pos).max())
+    assert reasons[0].rule == "near_positive_lexical" and reasons[0].values["sim"] == pytest.approx(sim)
+    assert reasons[1] is None and reasons[2] is None  # a true negative, and an LLM row (no corpus id)
 
 
 def test_prompts_are_put_before_queries_and_passages(minilm):

@@ -16,12 +16,12 @@ import pytest
 pytest.importorskip("vllm", reason="vLLM is not installed: `make test-slow` runs these in .venv-vllm")
 
 from datasets import load_from_disk  # noqa: E402
+from test_resume import cached_results  # noqa: E402
 
 from synthgen.commands.generate import generate  # noqa: E402
 from synthgen.core.config_load import load_config  # noqa: E402
 from synthgen.core.schema import REJECT_SCHEMA, TRIPLET_SCHEMA  # noqa: E402
 from synthgen.llm.openai_backend import OpenAIBackend  # noqa: E402
-from test_resume import cached_results  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from synthgen.negatives.corpus import input_folder, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
 from synthgen.negatives.plan import build_mine_plan, source_quotas, worker_steps
 from synthgen.negatives.sources import MinedSource, SyntheticFile, SyntheticLLM
-from synthgen.runners.execute import run_pipeline, shared
+from synthgen.runners.execute import run_pipeline, to_workers
 from synthgen.runners.report import finish_run
 
 log = logging.getLogger(__name__)
@@ -58,19 +58,21 @@ def mine(cfg: Config) -> Path:
             plan.candidates.setup()  # the corpus is encoded (dense, cached on disk) and indexed (BM25) once, here
             bm25 = next((s.miner.retriever for s in plan.sources
                          if isinstance(s, MinedSource) and isinstance(s.miner, BM25Miner)), None)
-            worker = (worker_steps, (worker_config(cfg, plan.backend), pairs, str(cache.path), shared(bm25)))
+            worker = (worker_steps, (worker_config(cfg, plan.backend), pairs, str(cache.path), to_workers(bm25)))
         kept, rejects, stats, runner = run_pipeline(cfg, plan.steps, pairs, "mine", stack, folder, worker)
     sources, candidates_step, quotas, scorer, backend = (plan.sources, plan.candidates, plan.quotas, plan.scorer,
                                                          plan.backend)
     templates, dense, synthetic_llm = plan.templates, plan.dense, plan.synthetic_llm
 
     n_kept = sum(batch_len(b) for b in kept)
+    shared = dict(getattr(plan.steps[-1], "shared", {}))  # rows the shared pick copied to another positive
     rejected_batches = [b for _, b in rejects]
     kept_by_source, rej_by_source = _count_by(kept, "source"), _count_by(rejected_batches, "source")
     per_source: dict[str, dict[str, Any]] = {}
     for s in sources:
         entry: dict[str, Any] = {"count_per_pair": quotas[s.name], "candidates": candidates_step.rows[s.name],
                                  "kept": kept_by_source[s.name], "rejected": rej_by_source[s.name],
+                                 "shared": shared.get(s.name, 0),
                                  "seconds": round(candidates_step.seconds[s.name], 2)}
         if isinstance(s, MinedSource):
             entry.update(strategy=s.miner.strategy(mcfg), model=s.miner.model,
@@ -119,6 +121,7 @@ def mine(cfg: Config) -> Path:
         "counts": {
             "pairs": batch_len(pairs),
             "candidates": candidates,
+            "shared": sum(shared.values()),
             "per_source": {s: {"kept": e["kept"], "rejected": e["rejected"],
                                "rejected_by_reason": dict(reasons_by_source.get(s, {}))}
                            for s, e in per_source.items()},

@@ -138,9 +138,13 @@ class ValidateConfig(_Section):
                                "(NV-Retriever TopK-PercPos, sentence-transformers' margin semantics) or the pair's own (default: with many "
                                "loosely related positives the weakest one rejects nearly everything, see README)")
     near_positive: float | None = Field(
-        0.2, ge=0, le=1, description="mined negatives: drop one whose similarity to its query's closest known positive "
+        0.3, ge=0, le=1, description="mined negatives: drop one whose similarity to its query's closest known positive "
         "reaches this quantile of the positives' own nearest-positive similarities (likely an unjudged positive); "
         "empty = off")
+    near_positive_lexical: float | None = Field(
+        0.05, ge=0, le=1, description="mined negatives: the same test on tf-idf similarity (IDF from the corpus): "
+        "drop one whose lexical similarity to its query's closest known positive reaches this quantile of the "
+        "positives' own nearest-positive tf-idf similarities; empty = off")
     near_positive_fallback: float | None = Field(
         None, description="near_positive threshold (cosine) for queries with a single known positive; empty = off")
     mined_answers_query: Literal["auto", "on", "off"] = Field(
@@ -194,12 +198,15 @@ class MineConfig(_Section):
     range_max: int = Field(500, ge=1, description="mine only ranks below this (after removing the positives); "
                                                   "deep enough that a query with many positives still has a "
                                                   "candidate for each after near_positive")
-    reuse: int = Field(3, ge=1, description="a mined passage may be the negative of up to this many positives of "
-                                             "the same query when the window has too few for all of them")
+    reuse: int = Field(8, ge=1, description="a mined passage may be the negative of up to this many positives of "
+                                             "the same query")
     deal: Literal["round_robin", "same"] = Field(
         "round_robin", description="how a query's ranked passages go to its positives: round_robin = distinct "
                                    "ones per positive; same = every positive gets the query's top k (as "
                                    "sentence-transformers' mine_hard_negatives)")
+    pick: Literal["shared", "own"] = Field(
+        "shared", description="mix: each (query, positive) takes the hardest surviving passage of its whole query "
+        "that fewer than `reuse` positives took (shared), or the hardest of the candidates dealt to it (own)")
     exclude_ratio: float = Field(90.0, ge=0, le=100, description="rapidfuzz ratio at which a passage is a copy "
                                                                  "of one of the query's positives (excluded)")
     dense_model: str | None = Field(None, description="sentence-transformers model name or path; empty = "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from synthgen.negatives.corpus import Corpus, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
 from synthgen.negatives.miners.dense import DenseMiner
 from synthgen.negatives.miners.random import RandomMiner
-from synthgen.negatives.mix import MixFilter
+from synthgen.negatives.mix import MixFilter, SharedMix
 from synthgen.negatives.sources import CandidateSources, MinedSource, SyntheticFile, SyntheticLLM
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,19 @@ def shares_model(scorer, dense: DenseMiner) -> bool:
     return getattr(scorer, "model", None) is dense.st_model and \
         getattr(scorer, "max_length", None) == dense.cfg.max_seq_length and \
         getattr(scorer, "passage_prompt", None) == (dense.cfg.passage_prompt or "")
+
+
+def mix_step(cfg: Config, quotas: dict[str, int], pairs: Batch, scorer) -> Step:
+    """`mine.pick`: shared (a pair may take any surviving passage of its query, each up to `mine.reuse` times)
+    or own (the hardest of the candidates dealt to the pair)."""
+    if cfg.mine.pick == "own":
+        return MixFilter(quotas)
+    by_query: dict[str, dict[tuple[str, str], None]] = defaultdict(dict)
+    for qid, pid, pos in zip(pairs["query_id"], pairs["positive_id"], pairs["positive"]):
+        by_query[qid][(pid, pos)] = None
+    v = cfg.validate_
+    return SharedMix(quotas, cfg.mine.reuse, {q: list(p) for q, p in by_query.items()}, scorer,
+                     (v.min_length_ratio, v.max_length_ratio), v.reference)
 
 
 @dataclass
@@ -103,7 +117,7 @@ def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corp
     steps = [candidates,
              *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])), backend,
                                judge_template, positives_by_query(pairs), corpus.texts, cache=cache),
-             MixFilter(quotas)]
+             mix_step(cfg, quotas, pairs, scorer)]
     return MinePlan(steps, candidates, sources, quotas, scorer, backend, templates, dense, synthetic_llm)
 
 

@@ -42,7 +42,7 @@ def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: 
     return kept, rejects, pipeline.stats, {"name": "local", "batches": len(kept)}
 
 
-def shared(value: Any) -> Any:
+def to_workers(value: Any) -> Any:
     """`value` in Ray's object store (workers fetch it once), or as it is when Ray is not running."""
     if value is None:
         return None

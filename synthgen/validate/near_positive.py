@@ -19,11 +19,17 @@ from synthgen.core.schema import Batch
 from synthgen.core.step import Filter, Reject
 
 
-def own_threshold(pos_emb: np.ndarray, quantile: float) -> float | None:
+def similarities(a, b) -> np.ndarray:
+    """a @ b.T as a dense array, for dense embeddings and sparse tf-idf rows alike."""
+    sims = a @ b.T
+    return np.asarray(sims.todense()) if hasattr(sims, "todense") else np.asarray(sims)
+
+
+def own_threshold(pos_emb, quantile: float) -> float | None:
     """quantile of each known positive's cosine to its nearest other known positive (None with < 2)."""
-    if len(pos_emb) < 2:
+    if pos_emb.shape[0] < 2:
         return None
-    sims = pos_emb @ pos_emb.T
+    sims = similarities(pos_emb, pos_emb).astype(float)
     np.fill_diagonal(sims, -np.inf)
     return float(np.quantile(sims.max(axis=1), quantile))
 
@@ -33,10 +39,11 @@ class NearPositiveFilter(Filter):
     reads = ("query_id", "positive", "negative")
 
     def __init__(self, encoder, positives_by_query: dict[str, list[str]], quantile: float,
-                 fallback: float | None = None):
-        # encoder: anything with `embed(texts) -> normalised vectors` (BiEncoderScorer), opened by its owner.
+                 fallback: float | None = None, rule: str = "near_positive"):
+        # encoder: anything with `embed(texts) -> normalised vectors` (BiEncoderScorer, TfidfEncoder), opened by
+        # its owner; rule: the step's name and reject reason (near_positive, near_positive_lexical).
         self.encoder, self.positives_by_query = encoder, positives_by_query
-        self.quantile, self.fallback = quantile, fallback
+        self.quantile, self.fallback, self.name = quantile, fallback, rule
 
     def decide(self, batch: Batch) -> list[str | None]:
         reasons: list[str | None] = [None] * len(batch["negative"])
@@ -55,10 +62,10 @@ class NearPositiveFilter(Filter):
                 threshold, how = self.fallback, "fallback (one known positive)"
             if threshold is None:
                 continue
-            sims = self.encoder.embed([batch["negative"][i] for i in rows]) @ pos_emb.T
+            sims = similarities(self.encoder.embed([batch["negative"][i] for i in rows]), pos_emb)
             for i, row_sims in zip(rows, sims):
                 best = float(row_sims.max())
                 if best >= threshold:
-                    reasons[i] = Reject("near_positive", "sim={sim:.3f} to a known positive >= {threshold:.3f}, {how}",
+                    reasons[i] = Reject(self.name, "sim={sim:.3f} to a known positive >= {threshold:.3f}, {how}",
                                         sim=float(best), threshold=float(threshold), how=how)
         return reasons

@@ -46,6 +46,12 @@ def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[st
 
         steps.append(NearPositiveFilter(similarity_encoder(scorer), positives_by_query, cfg.near_positive,
                                         cfg.near_positive_fallback))
+    if cfg.near_positive_lexical is not None and positives_by_query:
+        from synthgen.validate.lexical import TfidfEncoder
+        from synthgen.validate.near_positive import NearPositiveFilter
+
+        steps.append(NearPositiveFilter(TfidfEncoder(random_pool or all_positives), positives_by_query,
+                                        cfg.near_positive_lexical, rule="near_positive_lexical"))
     if cfg.collision is not None:
         steps.append(CollisionFilter(all_positives, cfg.collision))
     steps.append(ScoreFilter(scorer, cfg, positives_by_query, random_pool if random_pool else all_positives))

@@ -77,6 +77,21 @@ def rule_precision(rejected: list[dict], hidden: dict[str, set[str]]) -> dict[st
                    "precision": _rate(hits[rule], mined[rule])} for rule in sorted(fired, key=lambda k: -fired[k])}
 
 
+def reached_rates(kept: list[dict], rejected: list[dict], hidden: dict[str, set[str]],
+                  stage_order: list[str]) -> dict[str, float | None]:
+    """Per stage: the share of hidden positives among the mined rows that reached it (not rejected by an earlier
+    stage). A later rule sees what earlier ones left, so its precision is judged against this, not the overall
+    base rate."""
+    where = {s: i for i, s in enumerate(stage_order)}
+    mined = [(where.get(r.get("stage"), len(where)), r["negative_id"] in hidden.get(r["query_id"], ()))
+             for r in kept + rejected if r.get("negative_id")]
+    out = {}
+    for stage, pos in where.items():
+        reach = [h for at, h in mined if at >= pos]
+        out[stage] = _rate(sum(reach), len(reach))
+    return out
+
+
 def base_rate(kept: list[dict], rejected: list[dict], hidden: dict[str, set[str]]) -> float | None:
     """Share of mined candidates (every row the sources produced) that are hidden positives."""
     mined = [r for r in kept + rejected if r.get("negative_id")]
@@ -97,9 +112,16 @@ def degeneracy_counts(rejected: list[dict]) -> dict[str, int]:
 
 
 def audit_rows(kept_batch: Batch, rejected_batch: Batch, hidden: dict[str, set[str]],
-               pairs_per_source: int) -> dict[str, Any]:
-    """The whole table: overall and per source, rule precision against the base rate, degeneracy counts."""
+               pairs_per_source: int, stage_order: list[str] | None = None) -> dict[str, Any]:
+    """The whole table: overall and per source, rule precision against the base rate (overall, and among the rows
+    that reached the rule's stage when `stage_order` is given), degeneracy counts."""
     kept, rejected = _rows(kept_batch), _rows(rejected_batch)
+    rules = rule_precision(rejected, hidden)
+    if stage_order:
+        reached = reached_rates(kept, rejected, hidden, stage_order)
+        stage_of = {reason_key(r["reason"]): r.get("stage") for r in rejected}
+        for rule, entry in rules.items():
+            entry["base_rate_reached"] = reached.get(stage_of.get(rule))
     by_source: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
     for r in kept:
         by_source[r.get("source") or "unknown"][0].append(r)
@@ -110,7 +132,7 @@ def audit_rows(kept_batch: Batch, rejected_batch: Batch, hidden: dict[str, set[s
         "overall": source_metrics(kept, rejected, hidden, pairs_per_source),
         "per_source": {s: source_metrics(k, rj, hidden, pairs_per_source) for s, (k, rj) in sorted(by_source.items())},
         "base_rate": base_rate(kept, rejected, hidden),
-        "rules": rule_precision(rejected, hidden),
+        "rules": rules,
         "degeneracy": degeneracy_counts(rejected),
         "negatives_per_query": _rate(len(kept), len({r["query_id"] for r in kept}) or 0),
     }

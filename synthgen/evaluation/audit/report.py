@@ -51,9 +51,11 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", f"## Rules: precision as false-negative detectors (base rate of hidden positives among mined "
                   f"candidates: {_pct(syn['base_rate'])})", "",
               "A rule near the base rate discards good negatives as often as bad ones.", "",
-              "| rule | fired | on mined rows | hidden positives | precision |", "|---|---|---|---|---|"]
+              "| rule | fired | on mined rows | hidden positives | precision | base rate where it runs |",
+              "|---|---|---|---|---|---|"]
     for rule, m in syn["rules"].items():
-        lines.append(f"| {rule} | {m['fired']} | {m['fired_mined']} | {m['hidden_positives']} | {_pct(m['precision'])} |")
+        lines.append(f"| {rule} | {m['fired']} | {m['fired_mined']} | {m['hidden_positives']} | {_pct(m['precision'])} "
+                     f"| {_pct(m.get('base_rate_reached'))} |")
     if syn.get("synthetic", {}).get("kept"):
         v = syn["synthetic"]
         lines += ["", f"Synthetic (LLM) negatives kept: {v['kept']}; the independent model scores "

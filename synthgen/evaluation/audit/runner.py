@@ -80,7 +80,8 @@ def run_audit(cfg: Config, opts: argparse.Namespace) -> Path:
     run = run_pipeline(run_cfg)
     kept, rejected = _load_rows(run)
     pairs = split.as_dict()["visible_pairs"]
-    table = audit_rows(kept, rejected, split.hidden, pairs)
+    inner = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    table = audit_rows(kept, rejected, split.hidden, pairs, list(inner["stages"]))
 
     corpus = load_corpus(source)
     mining, mining_name = open_mining_scorer(cfg, corpus)
@@ -95,7 +96,6 @@ def run_audit(cfg: Config, opts: argparse.Namespace) -> Path:
         medians = {q: float(np.median(v)) for q, v in hidden_scores.items()}
         kept_rows = [dict(zip(kept, vals)) for vals in zip(*kept.values())]
         table["synthetic"] = synthetic_verdict(kept_rows, independent.score(kept["query"], kept["negative"]), medians)
-    inner = json.loads((run / "run.json").read_text(encoding="utf-8"))
     result: dict[str, Any] = {
         "kind": "audit",
         "output": str(folder),
