@@ -88,7 +88,7 @@ def mine(cfg: Config) -> Path:
                 sources.append(SyntheticFile(mcfg.synthetic_from) if mcfg.synthetic_from
                                else SyntheticLLM(templates, backend, scorer, cache))
             elif name == "bm25":
-                sources.append(MinedSource(BM25Miner(corpus), corpus, mcfg))
+                sources.append(MinedSource(BM25Miner(corpus, mcfg.cache_dir), corpus, mcfg))
             elif name == "dense":
                 dense = DenseMiner(dense_model, dense_name, dense_ref, corpus, mcfg)
                 sources.append(MinedSource(dense, corpus, mcfg))
@@ -116,6 +116,9 @@ def mine(cfg: Config) -> Path:
             entry.update(strategy=s.miner.strategy(mcfg), model=s.miner.model,
                          examined=s.examined, excluded_positive_id=s.excluded["positive_id"],
                          excluded_positive_text=s.excluded["positive_text"], short_pairs=s.short_pairs)
+        if isinstance(s, MinedSource) and isinstance(s.miner, BM25Miner):
+            entry.update(index_seconds=round(s.miner.index_seconds, 2), cache_hit=s.miner.cache_hit,
+                         index_folder=str(s.miner.index_folder))
         if isinstance(s, SyntheticFile):
             entry.update(model=s.model, path=str(s.path))
         if isinstance(s, SyntheticLLM):

