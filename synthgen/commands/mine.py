@@ -23,7 +23,7 @@ from synthgen.io.beir import load_qrels
 from synthgen.io.read import load_input
 from synthgen.negatives.corpus import input_folder, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
-from synthgen.negatives.miners.dense import DenseMiner
+from synthgen.negatives.miners.dense import DenseMiner, default_cache_dir
 from synthgen.negatives.miners.random import RandomMiner
 from synthgen.negatives.mix import MixFilter
 from synthgen.negatives.sources import CandidateSources, MinedSource, SyntheticFile, SyntheticLLM
@@ -88,7 +88,7 @@ def mine(cfg: Config) -> Path:
                 sources.append(SyntheticFile(mcfg.synthetic_from) if mcfg.synthetic_from
                                else SyntheticLLM(templates, backend, scorer, cache))
             elif name == "bm25":
-                sources.append(MinedSource(BM25Miner(corpus, mcfg.cache_dir), corpus, mcfg))
+                sources.append(MinedSource(BM25Miner(corpus, mcfg.cache_dir or default_cache_dir()), corpus, mcfg))
             elif name == "dense":
                 dense = DenseMiner(dense_model, dense_name, dense_ref, corpus, mcfg)
                 sources.append(MinedSource(dense, corpus, mcfg))

@@ -45,7 +45,7 @@ class Corpus:
     def normalised(self, i: int) -> str:
         if i not in self._norm:
             if len(self._norm) >= NORM_CACHE_SIZE:  # oldest first (dicts keep insertion order)
-                for key in list(self._norm)[:NORM_CACHE_SIZE // 2]:
+                for key in list(self._norm)[:len(self._norm) - NORM_CACHE_SIZE // 2]:
                     del self._norm[key]
             self._norm[i] = normalise(self.texts[i])
         return self._norm[i]

@@ -24,10 +24,10 @@ EMB_CACHE_SIZE = 20_000
 
 
 def trim_oldest(store: dict, cap: int) -> None:
-    """Over `cap` entries: the oldest half out (dicts keep insertion order), so memory stays flat over a run.
+    """Over `cap` entries: the oldest out down to half the cap (dicts keep insertion order), so memory stays flat over a run.
     Called before a lookup batch, never between encoding and reading back."""
     if len(store) > cap:
-        for key in list(store)[:cap // 2]:
+        for key in list(store)[:len(store) - cap // 2]:
             del store[key]
 
 

@@ -121,16 +121,17 @@ def build_index(texts: Sequence[str], dest: Path) -> None:
                                                 "avg_doc_len": float(avg_len)}) + "\n", encoding="utf-8")
 
 
-def load_retriever(folder: Path):
-    """A bm25s.BM25 over the cached arrays (memory-mapped), ready for `retrieve`."""
+def load_retriever(folder: Path, mmap: bool = True):
+    """A bm25s.BM25 over the index arrays (memory-mapped unless `mmap` is False), ready for `retrieve`."""
     import bm25s
 
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     vocab = {tok: i for i, tok in enumerate(json.loads((folder / "vocab.json").read_text(encoding="utf-8")))}
     vocab.setdefault("", len(vocab))  # bm25s.BM25.index adds the empty token last
     retriever = bm25s.BM25()
-    retriever.scores = {"data": np.load(folder / "data.npy", mmap_mode="r"),
-                        "indices": np.load(folder / "indices.npy", mmap_mode="r"),
+    mode = "r" if mmap else None
+    retriever.scores = {"data": np.load(folder / "data.npy", mmap_mode=mode),
+                        "indices": np.load(folder / "indices.npy", mmap_mode=mode),
                         "indptr": np.load(folder / "indptr.npy"), "num_docs": meta["docs"]}
     retriever.vocab_dict = vocab
     retriever.unique_token_ids_set = set(vocab.values())
