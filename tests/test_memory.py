@@ -15,6 +15,7 @@ from synthgen.io.passage_file import PassageFile
 from synthgen.negatives import corpus as corpus_mod
 from synthgen.negatives.corpus import Corpus
 from synthgen.negatives.miners import bm25_index
+from synthgen.negatives.miners.bm25_disk import load_retriever
 from synthgen.negatives.miners.bm25 import BM25Miner
 from synthgen.validate import scorer as scorer_mod
 from synthgen.validate.dedup import normalise
@@ -28,25 +29,28 @@ def _sample_texts() -> list[str]:
     return texts + ["the of and a to", "drag drag drag drag wing", "Überschall-Strömung über Flügel", texts[0]]
 
 
-@pytest.mark.parametrize("chunk", [3, 1000])
-def test_bm25_index_equals_bm25s_arrays_and_top_k(tmp_path, monkeypatch, chunk):
+@pytest.mark.parametrize("chunk, block", [(3, 5), (1000, 4_000_000)])
+def test_bm25_index_equals_bm25s_arrays_and_top_k(tmp_path, monkeypatch, chunk, block):
     monkeypatch.setattr(bm25_index, "CHUNK_DOCS", chunk)
+    monkeypatch.setattr(bm25_index, "BLOCK_NNZ", block)
     texts = _sample_texts()
     ref = bm25s.BM25()
     ref.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
     folder, hit = bm25_index.cached_index(texts, "fp", tmp_path)
     assert not hit
-    ours = bm25_index.load_retriever(folder)
     for key in ("data", "indices", "indptr"):
-        np.testing.assert_array_equal(np.asarray(ours.scores[key]), ref.scores[key])
-        assert ours.scores[key].dtype == ref.scores[key].dtype
-    assert ours.vocab_dict == ref.vocab_dict
+        array = np.load(folder / f"{key}.npy")
+        np.testing.assert_array_equal(array, ref.scores[key])
+        assert array.dtype == ref.scores[key].dtype
     queries = [t[:80] for t in texts] + ["drag wing", "zeppelin", "", "the of"]
     tokens = bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False)
     ref_docs, ref_scores = ref.retrieve(tokens, k=len(texts), show_progress=False)
-    docs, scores = ours.retrieve(tokens, k=len(texts), show_progress=False)
-    np.testing.assert_array_equal(docs, ref_docs)  # ties included: the same order
-    np.testing.assert_array_equal(scores, ref_scores)
+    for on_disk in (True, False):
+        ours = load_retriever(folder, on_disk=on_disk)
+        assert ours.vocab_dict == ref.vocab_dict
+        docs, scores = ours.retrieve(tokens, k=len(texts), show_progress=False)
+        np.testing.assert_array_equal(docs, ref_docs)  # ties included: the same order
+        np.testing.assert_array_equal(scores, ref_scores)
 
 
 def test_bm25_index_is_reused_and_rebuilt_when_the_corpus_changes(tmp_path, monkeypatch):

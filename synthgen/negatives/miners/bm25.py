@@ -13,7 +13,8 @@ from pathlib import Path
 
 from synthgen.negatives.corpus import Corpus
 from synthgen.negatives.miners.base import Miner
-from synthgen.negatives.miners.bm25_index import cached_index, load_retriever
+from synthgen.negatives.miners.bm25_disk import load_retriever
+from synthgen.negatives.miners.bm25_index import cached_index
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class BM25Miner(Miner):
             tmp = Path(tempfile.mkdtemp(prefix="synthgen-bm25-"))
             try:
                 folder, _ = cached_index(self.corpus.texts, self.corpus.fingerprint, tmp)
-                self.retriever = load_retriever(folder, mmap=False)
+                self.retriever = load_retriever(folder, on_disk=False)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         else:

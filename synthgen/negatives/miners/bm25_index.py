@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 K1, B = 1.5, 0.75  # bm25s defaults (method "lucene")
-CHUNK_DOCS = 50_000
+CHUNK_DOCS = 20_000  # passages tokenised per spilled chunk
+BLOCK_NNZ = 4_000_000  # index entries filled per pass over the spill (~50 MB)
 FORMAT = 1  # bump when the files' layout or the formula changes: old caches are then rebuilt
 TOKEN_PATTERN = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default pattern
 
@@ -81,6 +82,21 @@ def _idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     return np.array([math.log(1 + (n_docs - d + 0.5) / (d + 0.5)) for d in df.tolist()], dtype=np.float32)
 
 
+def _write_npy_header(fh, dtype: str, n: int) -> None:
+    np.lib.format.write_array_header_1_0(fh, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": (n,)})
+
+
+def _token_blocks(indptr: np.ndarray) -> list[tuple[int, int]]:
+    """Token id ranges whose columns hold at most BLOCK_NNZ entries together (one token may exceed it alone)."""
+    blocks, t0 = [], 0
+    n_vocab = len(indptr) - 1
+    while t0 < n_vocab:
+        t1 = max(int(np.searchsorted(indptr, indptr[t0] + BLOCK_NNZ, side="right")) - 1, t0 + 1)
+        blocks.append((t0, min(t1, n_vocab)))
+        t0 = min(t1, n_vocab)
+    return blocks
+
+
 def build_index(texts: Sequence[str], dest: Path) -> None:
     """Write data.npy, indices.npy, indptr.npy, vocab.json, meta.json into `dest` (a new folder)."""
     spill = dest / "spill"
@@ -95,48 +111,36 @@ def build_index(texts: Sequence[str], dest: Path) -> None:
     idf = _idf(df, n_docs)
     avg_len = lengths.mean() if n_docs else 0.0
     nnz = int(indptr[-1])
-    data = np.lib.format.open_memmap(dest / "data.npy", mode="w+", dtype=np.float32, shape=(nnz,))
-    indices = np.lib.format.open_memmap(dest / "indices.npy", mode="w+", dtype=np.int32, shape=(nnz,))
-    fill = indptr[:-1].copy()  # next free slot of each token's column
-    for c in range(chunks):
-        tok, tf, distinct = (np.load(spill / f"{p}{c}.npy") for p in ("tok", "tf", "n"))
-        doc = np.repeat(np.arange(c * CHUNK_DOCS, c * CHUNK_DOCS + len(distinct), dtype=np.int32), distinct)
-        doc_len = lengths[doc]
-        # bm25s (lucene): idf * tf / (k1 * (1 - b + b * len / avg_len) + tf), in float64, stored as float32.
-        weight = (idf[tok] * (tf / (K1 * ((1 - B) + B * doc_len / avg_len) + tf))).astype(np.float32)
-        order = np.argsort(tok, kind="stable")  # by token, documents ascending within a token
-        sorted_tok = tok[order]
-        uniq, first, count = np.unique(sorted_tok, return_index=True, return_counts=True)
-        slot = fill[sorted_tok] + (np.arange(len(sorted_tok)) - np.repeat(first, count))
-        data[slot] = weight[order]
-        indices[slot] = doc[order]
-        fill[uniq] += count
-    data.flush()
-    indices.flush()
-    del data, indices
+    # Pass 2, one block of token columns at a time, appended to the files: memory is one block, not the index.
+    with (dest / "data.npy").open("wb") as data_fh, (dest / "indices.npy").open("wb") as idx_fh:
+        _write_npy_header(data_fh, "float32", nnz)
+        _write_npy_header(idx_fh, "int32", nnz)
+        for t0, t1 in _token_blocks(indptr):
+            base = indptr[t0]
+            data = np.empty(int(indptr[t1] - base), dtype=np.float32)
+            indices = np.empty(len(data), dtype=np.int32)
+            fill = indptr[t0:t1] - base  # next free slot of each token's column in this block
+            for c in range(chunks):
+                tok, tf, distinct = (np.load(spill / f"{p}{c}.npy") for p in ("tok", "tf", "n"))
+                doc = np.repeat(np.arange(c * CHUNK_DOCS, c * CHUNK_DOCS + len(distinct), dtype=np.int32), distinct)
+                keep = (tok >= t0) & (tok < t1)
+                tok, tf, doc = tok[keep], tf[keep], doc[keep]
+                # bm25s (lucene): idf * tf / (k1 * (1 - b + b * len / avg_len) + tf), in float64, kept as float32.
+                weight = (idf[tok] * (tf / (K1 * ((1 - B) + B * lengths[doc] / avg_len) + tf))).astype(np.float32)
+                order = np.argsort(tok, kind="stable")  # by token, documents ascending within a token
+                sorted_tok = tok[order] - t0
+                uniq, first, count = np.unique(sorted_tok, return_index=True, return_counts=True)
+                slot = fill[sorted_tok] + (np.arange(len(sorted_tok)) - np.repeat(first, count))
+                data[slot] = weight[order]
+                indices[slot] = doc[order]
+                fill[uniq] += count
+            data_fh.write(data.tobytes())
+            idx_fh.write(indices.tobytes())
     np.save(dest / "indptr.npy", indptr)
     shutil.rmtree(spill)
     (dest / "vocab.json").write_text(json.dumps(list(vocab), ensure_ascii=False), encoding="utf-8")
     (dest / "meta.json").write_text(json.dumps({"docs": n_docs, "vocab": n_vocab, "nnz": nnz,
                                                 "avg_doc_len": float(avg_len)}) + "\n", encoding="utf-8")
-
-
-def load_retriever(folder: Path, mmap: bool = True):
-    """A bm25s.BM25 over the index arrays (memory-mapped unless `mmap` is False), ready for `retrieve`."""
-    import bm25s
-
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    vocab = {tok: i for i, tok in enumerate(json.loads((folder / "vocab.json").read_text(encoding="utf-8")))}
-    vocab.setdefault("", len(vocab))  # bm25s.BM25.index adds the empty token last
-    retriever = bm25s.BM25()
-    mode = "r" if mmap else None
-    retriever.scores = {"data": np.load(folder / "data.npy", mmap_mode=mode),
-                        "indices": np.load(folder / "indices.npy", mmap_mode=mode),
-                        "indptr": np.load(folder / "indptr.npy"), "num_docs": meta["docs"]}
-    retriever.vocab_dict = vocab
-    retriever.unique_token_ids_set = set(vocab.values())
-    retriever.nonoccurrence_array = None
-    return retriever
 
 
 def cached_index(texts: Sequence[str], fingerprint: str, cache_dir: Path) -> tuple[Path, bool]:
