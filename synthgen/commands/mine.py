@@ -21,6 +21,7 @@ from synthgen.core.schema import Batch, batch_len, positives_by_query
 from synthgen.core.step import Step, reason_key
 from synthgen.io.beir import load_qrels
 from synthgen.io.read import load_input
+from synthgen.io.row_sink import RowSink
 from synthgen.negatives.corpus import input_folder, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
 from synthgen.negatives.miners.dense import DenseMiner, default_cache_dir
@@ -102,7 +103,8 @@ def mine(cfg: Config) -> Path:
         pipeline = stack.enter_context(Pipeline(steps))
         if dense is not None and shares_model(scorer, dense):
             scorer.preload(corpus.texts, dense.emb)  # the corpus is encoded once, not again by the scorer
-        kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="mine")
+        sink = RowSink(folder)  # rows on disk as each batch finishes: memory stays flat over many queries
+        kept, rejects = pipeline.run_all(pairs, cfg.batch_queries, desc="mine", sink=sink)
 
     n_kept = sum(batch_len(b) for b in kept)
     rejected_batches = [b for _, b in rejects]
@@ -172,7 +174,8 @@ def mine(cfg: Config) -> Path:
         from synthgen.llm.engines import llm_accounting
 
         fields["llm"] = llm_accounting(cfg, backend, n_kept, candidates)
-    report = finish_run("mine", folder, t_start, pipeline.stats, kept, rejects, config_to_dict(cfg), fields)
+    report = finish_run("mine", folder, t_start, pipeline.stats, kept, rejects, config_to_dict(cfg), fields,
+                        sink=sink)
     n_rejected = report["counts"]["rejected"]
     log.info("kept %d of %d candidates (%d rejected rows)", n_kept, candidates, n_rejected)
     return folder
