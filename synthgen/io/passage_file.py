@@ -5,7 +5,6 @@ instead of every text held in memory."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from array import array
 from collections.abc import Iterator, Sequence
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from synthgen.core.errors import LoaderError
-from synthgen.io.beir import passage_text, require_field
+from synthgen.io.beir import json_object, passage_text, require_field
 from synthgen.io.input_files import decode_line
 
 
@@ -23,7 +22,23 @@ def passage_hash_update(h, pid: str, text: str) -> None:
     h.update(pid.encode("utf-8") + b"\x00" + text.encode("utf-8") + b"\x01")
 
 
-class CompactIds(Sequence):
+class _Lazy(Sequence):
+    """A sequence whose items are made on access by `_get(i)`; slices give lists."""
+
+    def _get(self, i: int) -> str:
+        raise NotImplementedError
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._get(k) for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._get(i)
+
+
+class CompactIds(_Lazy):
     """Strings packed into one UTF-8 buffer plus offsets: ~16 bytes per id instead of a Python str each."""
 
     def __init__(self, ids: list[str]):
@@ -38,20 +53,11 @@ class CompactIds(Sequence):
         start = int(self._ends[i - 1]) if i else 0
         return self._buf[start:int(self._ends[i])].decode("utf-8")
 
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self._get(k) for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self._get(i)
-
     def __eq__(self, other) -> bool:
         return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
 
 
-class PassageFile(Sequence):
+class PassageFile(_Lazy):
     """The passages of a plain (uncompressed) corpus.jsonl as a read-only sequence of strings."""
 
     def __init__(self, path: Path):
@@ -91,18 +97,13 @@ class PassageFile(Sequence):
             raise LoaderError(f"{self.path}:{lineno}: invalid UTF-8") from None
         if not line.strip():
             return None, ""
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LoaderError(f"{self.path}:{lineno}: invalid JSON ({exc.msg}; a truncated line?)") from None
-        if not isinstance(row, dict):
-            raise LoaderError(f"{self.path}:{lineno}: expected a JSON object")
+        row = json_object(line, self.path, lineno)
         return str(require_field(row, "_id", self.path, lineno)), passage_text(row, self.path, lineno)
 
     def __len__(self) -> int:
         return len(self._start)
 
-    def _read(self, i: int) -> str:
+    def _get(self, i: int) -> str:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
         start = int(self._start[i])
@@ -110,18 +111,9 @@ class PassageFile(Sequence):
         raw = os.pread(self._fd, int(self._size[i]), start)
         return self._parse(raw, 1 if start == 0 else 2)[1]
 
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self._read(k) for k in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return self._read(i)
-
     def __iter__(self) -> Iterator[str]:
         for i in range(len(self)):
-            yield self._read(i)
+            yield self._get(i)
 
     def __getstate__(self):  # picklable for worker processes: the descriptor is reopened there
         return {**self.__dict__, "_fd": None}
