@@ -116,7 +116,11 @@ def test_scorer_embedding_cache_is_bounded_and_scores_unchanged(minilm, monkeypa
     pairs = [(f"query {i % 3}", f"passage number {i} about wings") for i in range(30)]
     full = scorer_mod.BiEncoderScorer(minilm, "minilm", cfg)._score_new(pairs)
     monkeypatch.setattr(scorer_mod, "EMB_CACHE_SIZE", 8)
+    monkeypatch.setattr(scorer_mod, "SCORE_CACHE_SIZE", 6)
     small = scorer_mod.BiEncoderScorer(minilm, "minilm", cfg)
     got = [s for k in range(0, 30, 5) for s in small._score_new(pairs[k:k + 5])]
     np.testing.assert_allclose(got, full, rtol=1e-5, atol=1e-6)
     assert len(small._emb) <= 8 + 10  # the cap plus one call's texts
+    scored = [s for k in range(0, 30, 5) for s in small.score(*zip(*pairs[k:k + 5]))]
+    np.testing.assert_allclose(scored, full, rtol=1e-5, atol=1e-6)
+    assert len(small._cache) <= 6 + 5

