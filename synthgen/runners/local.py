@@ -11,6 +11,24 @@ from synthgen.core.step import Step, StepStats, check_columns, reason_key, split
 from synthgen.io.row_sink import RowSink, without_texts
 
 
+_LIBC: list = []
+
+
+def trim_heap() -> None:
+    """Hand freed heap back to the OS (glibc's malloc_trim; nothing elsewhere). glibc otherwise keeps what torch
+    freed after each batch's differently shaped tensors: resident memory crept ~0.6 MiB per query without it,
+    and stayed flat with it (measured: 80 scorer calls, 702 -> 744 MiB vs 596 -> 596 MiB)."""
+    if not _LIBC:
+        import ctypes
+
+        try:
+            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
+
+
 def query_batches(rows: Batch, size: int) -> list[Batch]:
     """Split rows into batches of `size` queries, keeping all rows of a query together (dedup and top-k
     work per query)."""
@@ -65,6 +83,7 @@ class Pipeline:
                     out, dropped = without_texts(out), [(name, without_texts(b)) for name, b in dropped]
                 kept.append(out)
                 rejects.extend(dropped)
+                trim_heap()
                 bar.update(len(set(batch["query_id"])))
         return kept, rejects
 
