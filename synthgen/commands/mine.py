@@ -20,11 +20,12 @@ from synthgen.core.schema import Batch, batch_len
 from synthgen.core.step import reason_key
 from synthgen.io.beir import load_qrels
 from synthgen.io.read import load_input
+from synthgen.io.row_sink import RowSink
 from synthgen.negatives.corpus import input_folder, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
 from synthgen.negatives.plan import build_mine_plan, source_quotas, worker_steps
 from synthgen.negatives.sources import MinedSource, SyntheticFile, SyntheticLLM
-from synthgen.runners.execute import run_pipeline, to_workers
+from synthgen.runners.execute import run_pipeline
 from synthgen.runners.report import finish_run
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,10 @@ def mine(cfg: Config) -> Path:
 
             init_ray(cfg.ray)
             plan.candidates.setup()  # the corpus is encoded (dense, cached on disk) and indexed (BM25) once, here
-            bm25 = next((s.miner.retriever for s in plan.sources
-                         if isinstance(s, MinedSource) and isinstance(s.miner, BM25Miner)), None)
-            worker = (worker_steps, (worker_config(cfg, plan.backend), pairs, str(cache.path), to_workers(bm25)))
-        kept, rejects, stats, runner = run_pipeline(cfg, plan.steps, pairs, "mine", stack, folder, worker)
+            worker = (worker_steps, (worker_config(cfg, plan.backend), pairs, str(cache.path)))
+        # Local runs stream rows to disk batch by batch (memory stays flat over many queries); Ray writes shards.
+        sink = RowSink(folder) if cfg.runner == "local" else None
+        kept, rejects, stats, runner = run_pipeline(cfg, plan.steps, pairs, "mine", stack, folder, worker, sink=sink)
     sources, candidates_step, quotas, scorer, backend = (plan.sources, plan.candidates, plan.quotas, plan.scorer,
                                                          plan.backend)
     templates, dense, synthetic_llm = plan.templates, plan.dense, plan.synthetic_llm
@@ -78,6 +79,9 @@ def mine(cfg: Config) -> Path:
             entry.update(strategy=s.miner.strategy(mcfg), model=s.miner.model,
                          examined=s.examined, excluded_positive_id=s.excluded["positive_id"],
                          excluded_positive_text=s.excluded["positive_text"], short_pairs=s.short_pairs)
+        if isinstance(s, MinedSource) and isinstance(s.miner, BM25Miner):
+            entry.update(index_seconds=round(s.miner.index_seconds, 2), cache_hit=s.miner.cache_hit,
+                         index_folder=str(s.miner.index_folder))
         if isinstance(s, SyntheticFile):
             entry.update(model=s.model, path=str(s.path))
         if isinstance(s, SyntheticLLM):
@@ -133,7 +137,7 @@ def mine(cfg: Config) -> Path:
         from synthgen.llm.engines import llm_accounting
 
         fields["llm"] = llm_accounting(cfg, backend, n_kept, candidates)
-    report = finish_run("mine", folder, t_start, stats, kept, rejects, config_to_dict(cfg), fields)
+    report = finish_run("mine", folder, t_start, stats, kept, rejects, config_to_dict(cfg), fields, sink=sink)
     n_rejected = report["counts"]["rejected"]
     log.info("kept %d of %d candidates (%d rejected rows)", n_kept, candidates, n_rejected)
     return folder

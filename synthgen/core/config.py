@@ -216,7 +216,7 @@ class MineConfig(_Section):
     query_prompt: str | None = Field(None, description="dense: text put before each query (E5: 'query: ')")
     passage_prompt: str | None = Field(None, description="dense: text put before each passage (E5: 'passage: ')")
     chunk_size: int = Field(4096, ge=1, description="corpus rows per exact-search chunk (bounds memory)")
-    cache_dir: str | None = Field(None, description="corpus embeddings cache; empty = ~/.cache/synthgen/embeddings")
+    cache_dir: str | None = Field(None, description="corpus embeddings and BM25 index cache; empty = ~/.cache/synthgen/embeddings")
     device: str = Field("auto", description="dense model: auto = cuda, else mps, else cpu; or any torch device")
     synthetic_from: str | None = Field(None, description="synthetic candidates from an earlier run (its "
                                                          "triplets/ or kept/, or a .jsonl/.parquet file); empty "

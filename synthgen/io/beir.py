@@ -30,15 +30,19 @@ def text_lines(path: Path, stats: InputStats | None = None) -> Iterator[tuple[in
             yield lineno, line
 
 
+def json_object(line: str, path: Path, lineno: int) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise LoaderError(f"{path}:{lineno}: invalid JSON ({exc.msg}; a truncated line?)") from None
+    if not isinstance(row, dict):
+        raise LoaderError(f"{path}:{lineno}: expected a JSON object")
+    return row
+
+
 def jsonl_rows(path: Path, stats: InputStats | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     for lineno, line in text_lines(path, stats):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise LoaderError(f"{path}:{lineno}: invalid JSON ({exc.msg}; a truncated line?)") from None
-        if not isinstance(row, dict):
-            raise LoaderError(f"{path}:{lineno}: expected a JSON object")
-        yield lineno, row
+        yield lineno, json_object(line, path, lineno)
 
 
 def require_field(row: dict[str, Any], key: str, path: Path, lineno: int) -> Any:

@@ -39,13 +39,14 @@ def _to_table(batch: Batch, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict({f.name: rows.get(f.name, [None] * n) for f in schema}, schema=schema)
 
 
-def _stage(table: pa.Table, dest: Path) -> Path:
+def _stage(table: pa.Table | Dataset, dest: Path) -> Path:
     """save_to_disk into a sibling temp folder (removed again if writing fails, e.g. a full disk)."""
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    data = table if isinstance(table, Dataset) else Dataset(table)
     try:
         # An empty table still gets one shard, so load_from_disk can read it back.
-        Dataset(table).save_to_disk(str(tmp), num_shards=1 if table.num_rows == 0 else None)
+        data.save_to_disk(str(tmp), num_shards=1 if data.num_rows == 0 else None)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -87,31 +88,51 @@ def write_json(data: dict[str, Any], dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+_ROW_COLUMNS = [f.name for f in TRIPLET_SCHEMA if f.name != "anchor"] + ["query"]
+
+
+def kept_table(kept: list[Batch]) -> pa.Table:
+    return _to_table(concat_batches(kept, _ROW_COLUMNS), TRIPLET_SCHEMA)
+
+
+def rejects_table(rejects: list[tuple[str, Batch]]) -> pa.Table:
+    """Rejected rows with `stage` (the step), `reason`, `rule` (derived from the reason when a step gave none)."""
+    rej_batches = [{**b, "stage": [stage] * batch_len(b)} for stage, b in rejects]
+    rej_rows = concat_batches(rej_batches, _ROW_COLUMNS + ["stage", "reason", "rule", "details"])
+    rej_rows["rule"] = [rule or reason_key(r) for rule, r in zip(rej_rows["rule"], rej_rows["reason"])]
+    return _to_table(rej_rows, REJECT_SCHEMA)
+
+
 def write_run(folder: Path, kept: list[Batch], rejects: list[tuple[str, Batch]],
               kept_name: str = "triplets") -> tuple[int, int]:
     """Write <kept_name>/ and rejects/ (with `stage`, `reason`, `rule`, `details`); returns (kept rows, rejected rows)."""
     folder.mkdir(parents=True, exist_ok=True)
-    cols = [f.name for f in TRIPLET_SCHEMA if f.name != "anchor"] + ["query"]
-    triplets = _to_table(concat_batches(kept, cols), TRIPLET_SCHEMA)
-    rej_batches = [{**b, "stage": [stage] * batch_len(b)} for stage, b in rejects]
-    rej_rows = concat_batches(rej_batches, cols + ["stage", "reason", "rule", "details"])
-    rej_rows["rule"] = [rule or reason_key(r) for rule, r in zip(rej_rows["rule"], rej_rows["reason"])]
-    rej = _to_table(rej_rows, REJECT_SCHEMA)
+    return write_staged(folder, kept_name, lambda dest: stage_table(kept_table(kept), dest),
+                        lambda dest: stage_table(rejects_table(rejects), dest))
+
+
+def stage_table(table: pa.Table | Dataset, dest: Path) -> tuple[Path, int]:
+    return _stage(table, dest), table.num_rows
+
+
+def write_staged(folder: Path, kept_name: str, stage_kept, stage_rejects) -> tuple[int, int]:
+    """Stage both datasets (each `stage_*(dest)` returns a complete temp folder and its rows), then swap them in;
+    returns the row counts."""
     recover_outputs(folder)
     # Both written in full before either replaces the previous ones: a failure (full disk) leaves the
     # previous complete pair in place, never new triplets with old rejects.
     staged = []
     try:
-        staged.append(_stage(triplets, folder / kept_name))
-        staged.append(_stage(rej, folder / "rejects"))
+        staged.append(stage_kept(folder / kept_name))
+        staged.append(stage_rejects(folder / "rejects"))
     except OSError as exc:
-        for tmp in staged:
+        for tmp, _ in staged:
             shutil.rmtree(tmp, ignore_errors=True)
         raise OSError(exc.errno, f"cannot write the outputs in {folder} ({exc.strerror or exc}); "
                                  "the previous complete outputs, if any, are untouched") from None
-    _swap(staged[0], folder / kept_name)
-    _swap(staged[1], folder / "rejects")
-    return triplets.num_rows, rej.num_rows
+    _swap(staged[0][0], folder / kept_name)
+    _swap(staged[1][0], folder / "rejects")
+    return staged[0][1], staged[1][1]
 
 
 def write_histograms(folder: Path, kept: list[Batch], rejects: list[tuple[str, Batch]]) -> list[str]:

@@ -18,7 +18,7 @@ from synthgen.core.schema import Batch, positives_by_query
 from synthgen.core.step import Step
 from synthgen.negatives.corpus import Corpus, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
-from synthgen.negatives.miners.dense import DenseMiner
+from synthgen.negatives.miners.dense import DenseMiner, default_cache_dir
 from synthgen.negatives.miners.random import RandomMiner
 from synthgen.negatives.mix import MixFilter, SharedMix
 from synthgen.negatives.sources import CandidateSources, MinedSource, SyntheticFile, SyntheticLLM
@@ -65,10 +65,10 @@ class MinePlan:
 
 
 def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corpus: Corpus, cache,
-                    backend=None, bm25_index=None) -> MinePlan:
-    """The steps; models are loaded here, indexes are built by the steps' setup(). `backend`: an already open
-    LLM backend (else one is opened when the synthetic source or the judge needs it); `bm25_index`: a BM25
-    index built elsewhere (a Ray worker gets the driver's)."""
+                    backend=None) -> MinePlan:
+    """The steps; models are loaded here, indexes are built (or loaded from their disk caches) by the steps'
+    setup(). `backend`: an already open LLM backend (else one is opened when the synthetic source or the judge
+    needs it)."""
     from synthgen.llm.engines import open_backend
     from synthgen.validate.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer, load_scorer
     from synthgen.validate.steps import validation_steps
@@ -102,7 +102,8 @@ def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corp
             sources.append(SyntheticFile(mcfg.synthetic_from) if mcfg.synthetic_from
                            else SyntheticLLM(templates, backend, scorer, cache))
         elif name == "bm25":
-            sources.append(MinedSource(BM25Miner(corpus, retriever=bm25_index), corpus, mcfg))
+            # The index is cached on disk by corpus: a Ray worker loads the one the driver built.
+            sources.append(MinedSource(BM25Miner(corpus, mcfg.cache_dir or default_cache_dir()), corpus, mcfg))
         elif name == "dense":
             dense = DenseMiner(dense_model, dense_name, dense_ref, corpus, mcfg)
             sources.append(MinedSource(dense, corpus, mcfg))
@@ -121,16 +122,12 @@ def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corp
     return MinePlan(steps, candidates, sources, quotas, scorer, backend, templates, dense, synthetic_llm)
 
 
-def worker_steps(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, cache_path: str, bm25_index=None
-                 ) -> list[Step]:
-    """A Ray worker's copy of the mine steps (its own models and cache connection; the driver's BM25 index)."""
+def worker_steps(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, cache_path: str) -> list[Step]:
+    """A Ray worker's copy of the mine steps (its own models and cache connection; the indexes and corpus
+    embeddings the driver left in the disk caches)."""
     from synthgen.core.cache import RunCache
 
-    if type(bm25_index).__name__ == "ObjectRef":  # the driver's index, from Ray's object store
-        import ray
-
-        bm25_index = ray.get(bm25_index)
     cache = RunCache(cache_path)
     stack.callback(cache.close)
     corpus = load_mining_corpus(cfg.input, pairs)
-    return build_mine_plan(stack, cfg, pairs, corpus, cache, bm25_index=bm25_index).steps
+    return build_mine_plan(stack, cfg, pairs, corpus, cache).steps

@@ -15,12 +15,12 @@ Worker = tuple[Callable[..., list[Step]], tuple]
 
 
 def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: contextlib.ExitStack,
-                 folder: Path, worker: Worker | None = None, batch_queries: int | None = None
+                 folder: Path, worker: Worker | None = None, batch_queries: int | None = None, sink=None
                  ) -> tuple[list[Batch], list[tuple[str, Batch]], dict[str, StepStats], dict[str, Any]]:
     """(kept batches, [(step, rejected rows)], per-step stats, runner info for the report), the same for both
     runners.
 
-    ray: `worker` = (factory, args) builds each worker's copy of `steps`; the workers' counters (requests,
+    local: with a `sink` (io.row_sink.RowSink) rows stream to disk per batch. ray: `worker` = (factory, args) builds each worker's copy of `steps`; the workers' counters (requests,
     tokens, scored pairs) are added to `steps` here, so the report reads them as after a local run.
     """
     batch_queries = batch_queries or cfg.batch_queries
@@ -38,14 +38,5 @@ def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: 
                 "batches_reused": result.batches_reused, "workers": cfg.ray.concurrency}
         return result.kept, result.rejects, result.stats, info
     pipeline = stack.enter_context(Pipeline(steps))
-    kept, rejects = pipeline.run_all(rows, batch_queries, desc=desc)
+    kept, rejects = pipeline.run_all(rows, batch_queries, desc=desc, sink=sink)
     return kept, rejects, pipeline.stats, {"name": "local", "batches": len(kept)}
-
-
-def to_workers(value: Any) -> Any:
-    """`value` in Ray's object store (workers fetch it once), or as it is when Ray is not running."""
-    if value is None:
-        return None
-    import ray
-
-    return ray.put(value) if ray.is_initialized() else value

@@ -1,5 +1,6 @@
 """The local runner: every query batch through the steps in this process, rejects collected per step with
-counts and timings. (Ray Data runs the same steps with map_batches; see runners/.)"""
+counts and timings; with a RowSink, rows are streamed to disk batch by batch. (Ray Data runs the same steps
+with map_batches; see runners/.)"""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ import time
 
 from synthgen.core.schema import Batch, batch_len, take
 from synthgen.core.step import Step, StepStats, check_columns, reason_key, split_rejects
+from synthgen.io.row_sink import RowSink, without_texts
+
+_LIBC: list = []
+
+
+def trim_heap() -> None:
+    """Hand freed heap back to the OS (glibc's malloc_trim; nothing elsewhere). glibc otherwise keeps what torch
+    freed after each batch's differently shaped tensors: resident memory crept ~0.6 MiB per query without it,
+    and stayed flat with it (measured: 80 scorer calls, 702 -> 744 MiB vs 596 -> 596 MiB)."""
+    if not _LIBC:
+        import ctypes
+
+        try:
+            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
 
 
 def query_batches(rows: Batch, size: int) -> list[Batch]:
@@ -43,8 +62,12 @@ class Pipeline:
         for s in reversed(self.steps):
             s.close()
 
-    def run_all(self, rows: Batch, batch_queries: int, desc: str) -> tuple[list[Batch], list[tuple[str, Batch]]]:
-        """Every query batch through the steps, with a progress bar over queries; (kept, rejects)."""
+    def run_all(self, rows: Batch, batch_queries: int, desc: str,
+                sink: RowSink | None = None) -> tuple[list[Batch], list[tuple[str, Batch]]]:
+        """Every query batch through the steps, with a progress bar over queries; (kept, rejects).
+
+        With a `sink`, each batch's rows go to disk as soon as it finishes and the returned rows keep only the
+        columns the run report needs (ids, scores, source, rule: no texts), so memory does not grow with them."""
         from synthgen.core.progress import progress
 
         if not self.checked:
@@ -54,8 +77,12 @@ class Pipeline:
         with progress(len(set(rows["query_id"])), desc, "q") as bar:
             for batch in query_batches(rows, batch_queries):
                 out, dropped = self.run_batch(batch)
+                if sink is not None:
+                    sink.add(out, dropped)
+                    out, dropped = without_texts(out), [(name, without_texts(b)) for name, b in dropped]
                 kept.append(out)
                 rejects.extend(dropped)
+                trim_heap()
                 bar.update(len(set(batch["query_id"])))
         return kept, rejects
 

@@ -49,12 +49,16 @@ def rejected_by_rule(rejects: list[tuple[str, Batch]]) -> dict[str, int]:
 
 def finish_run(kind: str, folder: Path, t_start: float, stats: dict[str, StepStats], kept: list[Batch],
                rejects: list[tuple[str, Batch]], config: dict[str, Any], fields: dict[str, Any] | None = None,
-               kept_name: str = "triplets", report_name: str = "run.json") -> dict[str, Any]:
-    """Write kept rows and rejects, the report and the dataset card into `folder`; returns the report."""
+               kept_name: str = "triplets", report_name: str = "run.json", sink=None) -> dict[str, Any]:
+    """Write kept rows and rejects (from `sink`, a RowSink, when the rows were streamed to disk), the report and
+    the dataset card into `folder`; returns the report."""
     from synthgen.io.card import write_card
 
     fields = dict(fields or {})
-    n_kept, n_rejected = write_run(folder, kept, rejects, kept_name=kept_name)
+    if sink is not None:
+        n_kept, n_rejected = sink.finish(folder, kept_name)
+    else:
+        n_kept, n_rejected = write_run(folder, kept, rejects, kept_name=kept_name)
     report: dict[str, Any] = {
         "kind": kind,
         "finished_at": datetime.now(timezone.utc).isoformat(),

