@@ -106,55 +106,6 @@ def test_vllm_missing_is_one_line_with_the_fix():
     assert "make install-vllm" in str(err.value) and "\n" not in str(err.value)
 
 
-class _FakeLLM:
-    """Stands in for vllm.LLM.chat: returns scripted texts per call, n outputs per prompt."""
-
-    def __init__(self, script):
-        self.script, self.calls = list(script), []
-
-    def chat(self, prompts, params, use_tqdm=False):
-        self.calls.append(len(prompts))
-        texts = self.script.pop(0)
-        return [SimpleNamespace(prompt_token_ids=[0] * 10,
-                                outputs=[SimpleNamespace(text=t, token_ids=[0] * 5, finish_reason="stop") for t in ts])
-                for ts in texts]
-
-
-def _fake_backend(multi, script, max_retries=1):
-    from synthgen.llm.vllm_backend import VLLMBackend
-
-    cfg = load_config(None, [f"vllm.multi={multi}", f"llm.max_retries={max_retries}"])
-    backend = VLLMBackend(cfg.llm, cfg.vllm, n=2)
-    backend._llm = _FakeLLM(script)
-    backend.sampling_params = lambda *a, **k: None
-    return backend
-
-
-def test_vllm_list_mode_batches_prompts_and_retries_only_failures():
-    good = '{"passages": ["a passage", "another one"]}'
-    backend = _fake_backend("list", [[[good], ["not json"]], [[good]]])
-    out = backend.complete([[{"role": "user", "content": "x"}]] * 2)
-    assert [c.passages for c in out] == [["a passage", "another one"]] * 2
-    assert backend._llm.calls == [2, 1]  # both prompts at once, then only the failed one
-    u = backend.usage
-    assert (u.requests, u.retries, u.failures) == (3, 1, 0)
-    assert u.prompt_tokens == 30 and u.completion_tokens == 15
-    assert backend.passages_per_prompt == 2
-
-
-def test_vllm_n_mode_parses_each_sample_and_counts_failures():
-    one = '{"passages": ["only one"]}'
-    backend = _fake_backend("n", [[[one, "{bad"], ["{bad", "{bad"]], [["", "{bad"]]])
-    out = backend.complete([[{"role": "user", "content": "x"}]] * 2)
-    assert out[0].passages == ["only one"] and out[0].error is None
-    assert out[1].passages is None and out[1].error.startswith("ParseError")
-    u = backend.usage
-    assert (u.requests, u.retries, u.failures) == (3, 1, 1)
-    assert u.completion_tokens == 6 * 5
-    assert u.errors == {"ParseError (some of n samples)": 1, "ParseError": 1}
-    assert backend.passages_per_prompt == 1
-
-
 def test_auto_response_format_follows_the_server():
     from synthgen.llm.engines import auto_response_format
 

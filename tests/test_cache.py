@@ -103,6 +103,30 @@ def test_judge_answers_are_cached(llama_server, tmp_path):
         cache.close()
 
 
+def test_questions_are_cached_one_by_one_as_answers_arrive(llama_server, tmp_path):
+    """The judge's (and synthetic queries') answers reach the cache as each arrives, not when the whole call
+    returns: a crash mid-call loses none that finished. With one request at a time, when answer i is parsed the
+    cache already holds the i answers before it."""
+    from synthgen.core.cache import cached_ask
+
+    cache = RunCache(tmp_path / "c.sqlite")
+    b = backend(llama_server.base_url, llama_server.model_name, max_retries=0, concurrency=1)
+    seen: list[int] = []
+
+    def parse(text):
+        seen.append(cache.count("llm"))
+        return text
+
+    prompts = [[{"role": "user", "content": f"Say the number {i}."}] for i in range(3)]
+    try:
+        answers = cached_ask(b, cache, prompts, parse, None, max_tokens=8, temperature=0.0, task="t")
+    finally:
+        b.close()
+    assert [e for _, e in answers] == [None, None, None]
+    assert seen == [0, 1, 2] and cache.count("llm") == 3
+    cache.close()
+
+
 def test_cache_stats_and_prune(tmp_path, capsys):
     cache = RunCache(tmp_path / "cache.sqlite")
     cache.put_llm("ok", {"passages": ["x"], "error": None})

@@ -88,7 +88,8 @@ def test_labeled_pair_binary_labels(mined_run, kept, tmp_path, capsys):
 def _with_unscored_row(mined_run, tmp_path):
     """A copy of the run's triplets whose first negative never reached the scorer."""
     ds = load_from_disk(str(mined_run["folder"] / "triplets"))
-    ds = ds.map(lambda row, i: {"negative_score": None if i == 0 else row["negative_score"]}, with_indices=True)
+    first = ds[0]["negative"]  # every row of that passage (mine's shared pick may give it to several positives)
+    ds = ds.map(lambda row: {"negative_score": None if row["negative"] == first else row["negative_score"]})
     ds.save_to_disk(str(tmp_path / "unscored"))
     return tmp_path / "unscored"
 

@@ -124,8 +124,8 @@ class RunCache:
 
 def cached_ask(backend, cache: RunCache | None, prompts: list, parse, schema: dict[str, Any] | None,
                max_tokens: int, temperature: float, task: str) -> list[tuple[Any, str | None]]:
-    """backend.ask for the prompts not yet answered in `cache` (judge, synthetic queries); answers are
-    cached on return, failures are not (a rerun asks again)."""
+    """backend.ask for the prompts not yet answered in `cache` (judge, synthetic queries); each answer is cached
+    as it arrives (a crash loses none that finished), failures are not (a rerun asks again)."""
     # The generation's own sampling and schema do not apply to these questions; model, seed and top_p do.
     engine = {k: v for k, v in backend.cache_params().items()
               if k not in ("temperature", "max_tokens", "response_format", "multi", "n")}
@@ -137,9 +137,15 @@ def cached_ask(backend, cache: RunCache | None, prompts: list, parse, schema: di
         if k not in known:
             first.setdefault(k, i)
     todo = list(first)
-    fresh = backend.ask([prompts[first[k]] for k in todo], parse, schema, max_tokens, temperature) if todo else []
-    for k, (value, error) in zip(todo, fresh):
-        known[k] = {"value": value, "error": error}
+
+    def persist(j: int, value: Any, error: str | None) -> None:  # each answer as it arrives
+        known[todo[j]] = {"value": value, "error": error}
         if cache is not None and error is None:
-            cache.put_llm(k, known[k])
+            cache.put_llm(todo[j], known[todo[j]])
+
+    fresh = backend.ask([prompts[first[k]] for k in todo], parse, schema, max_tokens, temperature,
+                        on_result=persist) if todo else []
+    for k, (value, error) in zip(todo, fresh):
+        if k not in known:  # a backend that did not report it as it arrived
+            persist(todo.index(k), value, error)
     return [(known[k]["value"], known[k]["error"]) for k in keys]

@@ -254,7 +254,7 @@ class RayConfig(_Section):
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray this run starts (empty = all)")
     concurrency: int = Field(1, ge=1, description="pipeline workers (actors): each opens the models once and "
                                                   "runs whole query batches")
-    num_gpus: float = Field(0, ge=0, description="GPUs per pipeline worker (scorer, dense miner, vLLM)")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per pipeline worker (scorer, dense miner, vLLM)")
     llm_stage: Literal["step", "processor"] = Field(
         "step", description="generate's LLM calls: step = the generate step inside each worker (shared cache, "
                             "per-request resume); processor = ray.data.llm's HTTP processor (OpenAI-compatible "

@@ -156,10 +156,13 @@ class OpenAIBackend(Backend):
         return await asyncio.gather(*(bounded(i, m) for i, m in enumerate(prompts)))
 
     def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
-            schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:
-        """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt."""
+            schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0,
+            on_result: Callable[[int, Any, str | None], None] | None = None) -> list[tuple[Any, str | None]]:
+        """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt;
+        `on_result(i, value, error)` as each answer arrives (so a crash loses none that finished)."""
         fmt = None if self.format is None or schema is None else response_format(self.format_kind, 1, schema, "answer")
-        return [(v, e) for v, e, _ in self._run(prompts, Request(parse, fmt, max_tokens, temperature))]
+        callback = None if on_result is None else (lambda i, v, e, _c: on_result(i, v, e))
+        return [(v, e) for v, e, _ in self._run(prompts, Request(parse, fmt, max_tokens, temperature), callback)]
 
     def complete(self, prompts: list[list[dict[str, str]]], on_result: OnResult | None = None) -> list[Completion]:
         req = Request(parse_passages, self.format, self.cfg.max_tokens, self.cfg.temperature)

@@ -168,12 +168,16 @@ class VLLMBackend(Backend):
                 "dtype": self.vcfg.dtype}
 
     def ask(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
-            schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0) -> list[tuple[Any, str | None]]:
-        """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt."""
+            schema: dict[str, Any] | None, max_tokens: int, temperature: float = 0.0,
+            on_result: Callable[[int, Any, str | None], None] | None = None) -> list[tuple[Any, str | None]]:
+        """Any structured question (e.g. the validation judge): one (parsed value, error) per prompt;
+        `on_result(i, value, error)` the engine step each answer finishes."""
         answers: list[tuple[Any, str | None]] = [(None, "no output")] * len(prompts)
 
         def finished(i: int, vals: list[Any], err: str | None) -> None:
             answers[i] = (vals[0], None) if vals else (None, err)
+            if on_result is not None:
+                on_result(i, *answers[i])
 
         self._stream(prompts, parse, schema, max_tokens, temperature, 1, finished)
         return answers
