@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from synthgen.core.config import RayConfig
-from synthgen.core.schema import Batch, batch_len
+from synthgen.core.schema import Batch, batch_len, concat_batches
 from synthgen.core.step import Step, StepStats, read_counters
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ class BatchWorker:
         self.pipeline.stats = {s.name: StepStats() for s in self.steps}  # this batch's counts only
         kept, rejects = self.pipeline.run_batch(rows)
         paths = shard_paths(self.shard_dir, b)
-        rejected: Batch = {}
-        for stage, r in rejects:  # steps reject rows with different columns: _concat aligns them
-            rejected = _concat(rejected, {**r, "stage": [stage] * batch_len(r)})
+        tagged = [{**r, "stage": [stage] * batch_len(r)} for stage, r in rejects]
+        # Steps reject rows with different columns: the union, None where a step had none.
+        rejected = concat_batches(tagged, list(dict.fromkeys(c for t in tagged for c in t)))
         _write_table(kept, paths["kept"])
         _write_table(rejected, paths["rejects"])
         counters = {}
@@ -100,11 +100,6 @@ class BatchWorker:
         tmp.write_text(json.dumps(stats), encoding="utf-8")
         os.replace(tmp, paths["stats"])  # last: the batch is complete
         return {"batch": [b], "kept": [batch_len(kept)], "rejected": [batch_len(rejected)]}
-
-
-def _concat(a: Batch, b: Batch) -> Batch:
-    na, nb = batch_len(a), batch_len(b)
-    return {c: (a.get(c) or [None] * na) + (b.get(c) or [None] * nb) for c in dict.fromkeys([*a, *b])}
 
 
 def _stats_dict(st: StepStats) -> dict[str, Any]:
