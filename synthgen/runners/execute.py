@@ -27,11 +27,10 @@ def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: 
     if cfg.runner == "ray":
         if worker is None:
             raise ConfigError(f"runner: ray does not run `{desc}` yet; use runner: local")
-        from synthgen.runners.ray_runner import run_on_ray
+        from synthgen.runners.ray_runner import run_on_ray, shard_folder
 
         factory, args = worker
-        # Shards are batches: keyed by the batch size, which the run identity leaves out.
-        result = run_on_ray(rows, batch_queries, factory, args, folder / "shards" / f"bq{batch_queries}", cfg.ray)
+        result = run_on_ray(rows, batch_queries, factory, args, shard_folder(folder, batch_queries), cfg.ray)
         for i, values in result.counters.items():
             add_counters(steps[i], values)
         info = {"name": "ray", "batches": result.batches_run + result.batches_reused,

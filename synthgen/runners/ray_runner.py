@@ -45,6 +45,18 @@ def shard_paths(shard_dir: Path, b: int) -> dict[str, Path]:
             "stats": stem.with_suffix(".json")}
 
 
+def shard_folder(run_folder: Path, batch_queries: int) -> Path:
+    """Shards are batches: keyed by the batch size, which the run identity leaves out."""
+    return run_folder / "shards" / f"bq{batch_queries}"
+
+
+def pending(rows: Batch, batch_queries: int, shard_dir: Path) -> tuple[list[int], list[int], set[int]]:
+    """(each row's batch number, the rows of batches not complete yet, the complete batches)."""
+    numbers = batch_numbers(rows["query_id"], batch_queries)
+    done = {b for b in set(numbers) if shard_paths(shard_dir, b)["stats"].is_file()}
+    return numbers, [i for i, b in enumerate(numbers) if b not in done], done
+
+
 def _write_table(rows: Batch, dest: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -141,10 +153,8 @@ def run_on_ray(rows: Batch, batch_queries: int, factory: Callable[..., list[Step
 
     init_ray(rcfg)
     shard_dir.mkdir(parents=True, exist_ok=True)
-    numbers = batch_numbers(rows["query_id"], batch_queries)
+    numbers, todo, done = pending(rows, batch_queries, shard_dir)
     total = max(numbers, default=-1) + 1
-    done = {b for b in range(total) if shard_paths(shard_dir, b)["stats"].is_file()}
-    todo = [i for i, b in enumerate(numbers) if b not in done]
     log.info("ray: %d query batches (%d complete from an earlier run) on %d worker(s)", total, len(done),
              rcfg.concurrency)
     if todo:
