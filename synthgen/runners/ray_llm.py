@@ -151,9 +151,9 @@ def answer_prompts(cfg: Config, table, backend: Backend, cache_path: str) -> Pro
         return run
     unique = todo.groupby("key").map_groups(_first, batch_format="pyarrow")
     if cfg.ray.num_gpus > 0:
-        from synthgen.runners.ray_vllm import vllm_processor
+        from synthgen.runners.ray_vllm import read_vllm, vllm_processor
 
-        processor = vllm_processor(cfg, backend, cache_path)
+        processor = vllm_processor(cfg, backend, Answer(cache_path, read_vllm))
     else:
         processor = http_processor(cfg, backend, cache_path)
     answers = processor(unique.drop_columns(["cached"])).map(engine_error).materialize()

@@ -46,10 +46,9 @@ def read_vllm(row: dict[str, Any]) -> tuple[str | None, int, int, str | None]:
         int(row.get("num_generated_tokens") or 0), None
 
 
-def vllm_processor(cfg: Config, backend, cache_path: str):
+def vllm_processor(cfg: Config, backend, postprocess):
+    """`postprocess`: runners/ray_llm's Answer over `read_vllm` (parse and cache, as on the HTTP path)."""
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-
-    from synthgen.runners.ray_llm import Answer
 
     vcfg = cfg.vllm
     eager = bool(vcfg.enforce_eager)
@@ -63,4 +62,4 @@ def vllm_processor(cfg: Config, backend, cache_path: str):
     config = vLLMEngineProcessorConfig(
         model_source=backend.model_path, engine_kwargs=engine, concurrency=cfg.ray.concurrency,
         batch_size=cfg.ray.llm_batch_size, should_continue_on_error=True, log_engine_metrics=False)
-    return build_processor(config, preprocess=VLLMRow(sampling), postprocess=Answer(cache_path, read_vllm))
+    return build_processor(config, preprocess=VLLMRow(sampling), postprocess=postprocess)
