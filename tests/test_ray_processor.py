@@ -92,6 +92,36 @@ def test_an_unparseable_answer_is_a_cached_reject_with_the_local_error(tmp_path)
     assert step.requests_sent == 1 and step.cache_hits == 0
 
 
+def test_vllm_processor_settings_follow_the_in_process_backend(tmp_path):
+    """Without a GPU: the settings the vLLM engine processor is built with (engine, sampling, guided JSON)."""
+    from synthgen.core.config import ConfigError
+    from synthgen.llm.vllm_backend import VLLMBackend
+    from synthgen.runners.ray_vllm import VLLMRow, prepare_vllm, vllm_config
+
+    model = tmp_path / "tiny-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    cfg = load_config(None, ["backend=vllm", f"vllm.model={model}", "ray.concurrency=2", "ray.llm_batch_size=4",
+                             "llm.seed=7", "llm.max_tokens=96"])
+    backend = VLLMBackend(cfg.llm, cfg.vllm, 3)
+    with pytest.raises(ConfigError, match="ray.num_gpus"):
+        prepare_vllm(cfg, backend)
+    cfg = cfg.model_copy(update={"ray": cfg.ray.model_copy(update={"num_gpus": 1.0})})
+    prepare_vllm(cfg, backend)
+    assert (backend.model_path, backend.model) == (str(model), "tiny-model")  # as VLLMBackend.open names them
+    config, sampling = vllm_config(cfg, backend)
+    assert (config.model_source, config.concurrency, config.batch_size) == (str(model), 2, 4)
+    assert config.should_continue_on_error and "model" not in config.engine_kwargs
+    assert config.engine_kwargs["seed"] == 7 and config.engine_kwargs["max_model_len"] == cfg.vllm.max_model_len
+    assert (sampling["seed"], sampling["max_tokens"], sampling["n"]) == (7, 96, 1)
+    # Guided JSON: the passages schema for three passages, as text (a nested schema does not survive Arrow).
+    from synthgen.core.schema import json_schema_for
+
+    assert json.loads(sampling["structured_outputs"]["json"]) == json_schema_for(3)
+    row = VLLMRow(sampling)({"key": "k", "messages": json.dumps([{"role": "user", "content": "x"}])})
+    assert row["messages"] == [{"role": "user", "content": "x"}] and row["sampling_params"] is sampling
+
+
 @pytest.mark.gpu
 def test_vllm_engine_processor_on_gpu(tmp_path):
     """backend: vllm with the processor: one vLLM engine per replica on a GPU; its answers are what the local

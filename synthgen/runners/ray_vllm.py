@@ -48,7 +48,15 @@ def read_vllm(row: dict[str, Any]) -> tuple[str | None, int, int, str | None]:
 
 def vllm_processor(cfg: Config, backend, postprocess):
     """`postprocess`: runners/ray_llm's Answer over `read_vllm` (parse and cache, as on the HTTP path)."""
-    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+    from ray.data.llm import build_processor
+
+    config, sampling = vllm_config(cfg, backend)
+    return build_processor(config, preprocess=VLLMRow(sampling), postprocess=postprocess)
+
+
+def vllm_config(cfg: Config, backend):
+    """(vLLMEngineProcessorConfig, the sampling fields every row carries)."""
+    from ray.data.llm import vLLMEngineProcessorConfig
 
     vcfg = cfg.vllm
     eager = bool(vcfg.enforce_eager)
@@ -62,4 +70,4 @@ def vllm_processor(cfg: Config, backend, postprocess):
     config = vLLMEngineProcessorConfig(
         model_source=backend.model_path, engine_kwargs=engine, concurrency=cfg.ray.concurrency,
         batch_size=cfg.ray.llm_batch_size, should_continue_on_error=True, log_engine_metrics=False)
-    return build_processor(config, preprocess=VLLMRow(sampling), postprocess=postprocess)
+    return config, sampling
