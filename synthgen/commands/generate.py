@@ -13,12 +13,12 @@ from synthgen.core.config_load import load_config
 from synthgen.core.package_data import sample_path
 from synthgen.core.schema import Batch, batch_len
 from synthgen.io.input_files import InputStats
-from synthgen.io.read import detect_format, finish_pairs, load_input_with_stats
+from synthgen.io.read import detect_format, finish_pairs
 from synthgen.llm.engines import llm_accounting, open_backend
 from synthgen.llm.plan import generate_steps, worker_steps
 from synthgen.llm.prompt import load_templates
 from synthgen.llm.queries import synthesize_pairs
-from synthgen.runners.execute import run_pipeline
+from synthgen.runners.execute import read_pairs, run_pipeline
 from synthgen.runners.report import finish_run
 from synthgen.runners.run_folder import start_run
 from synthgen.validate.judge import JudgeFilter
@@ -35,7 +35,7 @@ def generate(cfg: Config) -> Path:
     query_counts: dict[str, Any] | None = None
     query_rejects: Batch | None = None
     if not corpus_only:
-        pairs, input_stats = load_input_with_stats(cfg.input)
+        pairs, input_stats = read_pairs(cfg)
     templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
 
     with contextlib.ExitStack() as stack:

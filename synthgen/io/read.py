@@ -34,13 +34,21 @@ def load_pairs_jsonl(path: Path, query_field: str = "query", positive_field: str
     """A JSONL of {query, positive} objects (field names configurable; ids optional)."""
     out = empty_batch(PAIR_COLUMNS)
     for lineno, row in jsonl_rows(path, stats):
-        query = require_field(row, query_field, path, lineno)
-        positive = require_field(row, positive_field, path, lineno)
-        out["query_id"].append(str(row.get(query_id_field, f"q{lineno}")))
-        out["query"].append(str(query or ""))
-        out["positive_id"].append(str(row.get(positive_id_field, f"p{lineno}")))
-        out["positive"].append(str(positive or ""))
+        values = pair_values(row, path, lineno, query_field, positive_field, query_id_field, positive_id_field)
+        for col, v in zip(PAIR_COLUMNS, values):
+            out[col].append(v)
     return out
+
+
+def pair_values(row: dict, path: Path, lineno: int | None, query_field: str, positive_field: str,
+                query_id_field: str, positive_id_field: str) -> tuple[str | None, str, str | None, str]:
+    """One {query, positive} object -> (query_id, query, positive_id, positive). Missing ids are q<line>/p<line>;
+    None when the line is not known yet (Ray's reader numbers the rows after reading: runners/ray_read)."""
+    query = require_field(row, query_field, path, lineno or 0)
+    positive = require_field(row, positive_field, path, lineno or 0)
+    qid = str(row[query_id_field]) if query_id_field in row else None if lineno is None else f"q{lineno}"
+    pid = str(row[positive_id_field]) if positive_id_field in row else None if lineno is None else f"p{lineno}"
+    return qid, str(query or ""), pid, str(positive or "")
 
 
 def hf_dataset(path: str, split: str):

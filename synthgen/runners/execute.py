@@ -14,6 +14,20 @@ from synthgen.runners.local import Pipeline
 Worker = tuple[Callable[..., list[Step]], tuple]
 
 
+def read_pairs(cfg: Config):
+    """(pairs, skip counts) of the configured input: read by synthgen's readers (local), or by ray.data readers
+    normalised the same way (ray: runners/ray_read)."""
+    if cfg.runner == "ray":
+        from synthgen.runners.ray_read import read_pairs_on_ray
+        from synthgen.runners.ray_runner import init_ray
+
+        init_ray(cfg.ray)
+        return read_pairs_on_ray(cfg.input)
+    from synthgen.io.read import load_input_with_stats
+
+    return load_input_with_stats(cfg.input)
+
+
 def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: contextlib.ExitStack,
                  folder: Path, worker: Worker | None = None, batch_queries: int | None = None, sink=None
                  ) -> tuple[list[Batch], list[tuple[str, Batch]], dict[str, StepStats], dict[str, Any]]:
