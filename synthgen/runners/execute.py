@@ -44,7 +44,10 @@ def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: 
         from synthgen.runners.ray_runner import run_on_ray, shard_folder
 
         factory, args = worker
-        result = run_on_ray(rows, batch_queries, factory, args, shard_folder(folder, batch_queries), cfg.ray)
+        cut = next((i for i, s in enumerate(steps) if s.name == "collision"), None)
+        collision = None if cut is None else (cut, steps[cut].positives, steps[cut].threshold)
+        result = run_on_ray(rows, batch_queries, factory, args, shard_folder(folder, batch_queries), cfg.ray,
+                            collision)
         for i, values in result.counters.items():
             add_counters(steps[i], values)
         info = {"name": "ray", "batches": result.batches_run + result.batches_reused,
