@@ -157,13 +157,19 @@ def detect_format(cfg: InputConfig, path: Path) -> str:
     return "hf"  # a Hub id
 
 
-def load_input_with_stats(cfg: InputConfig) -> tuple[Batch, InputStats]:
-    """(query, positive) pairs with the skip counts; corpus-only input is an error here (see queries.py)."""
-    stats = InputStats()
+def pairs_input(cfg: InputConfig) -> tuple[Path, str]:
+    """(path, format) of a pairs input (the packaged sample when no path is set); a bare corpus is an error."""
     path = Path(cfg.path) if cfg.path else sample_path()
     fmt = detect_format(cfg, path)
     if fmt == "corpus":
         raise LoaderError(f"{path} is a bare corpus: queries must be generated first (format=corpus)")
+    return path, fmt
+
+
+def load_input_with_stats(cfg: InputConfig) -> tuple[Batch, InputStats]:
+    """(query, positive) pairs with the skip counts; corpus-only input is an error here (see queries.py)."""
+    stats = InputStats()
+    path, fmt = pairs_input(cfg)
     if fmt == "beir":
         batch = load_beir(path, cfg.split, stats)
     elif fmt == "hf":

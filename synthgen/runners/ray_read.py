@@ -19,11 +19,10 @@ from pathlib import Path
 
 from synthgen.core.config import InputConfig
 from synthgen.core.errors import LoaderError
-from synthgen.core.package_data import sample_path
 from synthgen.core.schema import PAIR_COLUMNS, Batch
 from synthgen.io.beir import passage_text, require_field
 from synthgen.io.input_files import InputStats
-from synthgen.io.read import detect_format, finish_pairs, pair_values
+from synthgen.io.read import finish_pairs, pair_values, pairs_input
 
 ORD = "_ord"
 
@@ -160,10 +159,7 @@ def read_pairs_on_ray(cfg: InputConfig) -> tuple[Batch, InputStats]:
     import ray
 
     stats = InputStats()
-    path = Path(cfg.path) if cfg.path else sample_path()
-    fmt = detect_format(cfg, path)
-    if fmt == "corpus":
-        raise LoaderError(f"{path} is a bare corpus: queries must be generated first (format=corpus)")
+    path, fmt = pairs_input(cfg)
     options = ray.data.DataContext.get_current().execution_options
     before, options.preserve_order = options.preserve_order, True
     try:
