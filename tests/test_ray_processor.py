@@ -61,6 +61,35 @@ def test_processor_answers_are_what_a_local_run_reads_and_a_rerun_sends_nothing(
     same_rows(again, on_ray, "rejects")
 
 
+def test_kill9_during_the_processor_then_rerun_repeats_no_cached_request(tmp_path):
+    """The processor writes each batch of answers (ray.llm_batch_size=2) to the cache as it comes out: after a
+    kill -9 of the whole run, the rerun sends only the prompts the cache does not hold."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "synthgen", "generate", "--set", f"output_dir={tmp_path}", "--set", "run_name=r",
+           "--set", "runner=ray", "--set", "ray.num_cpus=2", "--set", "ray.llm_stage=processor",
+           "--set", "ray.llm_batch_size=2", *[a for o in COMMON for a in ("--set", o)]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db = tmp_path / "cache.sqlite"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and proc.poll() is None and (not db.exists() or _cached(db, None) < 2):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _cached(db, None)
+    assert 2 <= before < 6 and not (tmp_path / "r" / "run.json").exists(), "the kill must land mid-processor"
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert (report["requests_sent"], report["cache_hits"]) == (6 - before, before)
+    assert _cached(db, None) == 6
+
+
 def test_an_unparseable_answer_is_a_cached_reject_with_the_local_error(tmp_path):
     """Canned server answers (parsing only): what the processor's postprocess caches and reports."""
     from synthgen.llm.generate import GenerateStep
