@@ -8,17 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthgen.core.config import Config, ConfigError, config_to_dict
+from synthgen.core.config import Config, config_to_dict
 from synthgen.core.config_load import load_config
 from synthgen.core.package_data import sample_path
 from synthgen.core.schema import Batch, batch_len
 from synthgen.io.input_files import InputStats
-from synthgen.io.read import detect_format, finish_pairs, load_input_with_stats
+from synthgen.io.read import detect_format, finish_pairs
 from synthgen.llm.engines import llm_accounting, open_backend
 from synthgen.llm.plan import generate_steps, worker_steps
 from synthgen.llm.prompt import load_templates
 from synthgen.llm.queries import synthesize_pairs
-from synthgen.runners.execute import run_pipeline
+from synthgen.runners.execute import read_pairs, run_pipeline
 from synthgen.runners.report import finish_run
 from synthgen.runners.run_folder import start_run
 from synthgen.validate.judge import JudgeFilter
@@ -35,7 +35,7 @@ def generate(cfg: Config) -> Path:
     query_counts: dict[str, Any] | None = None
     query_rejects: Batch | None = None
     if not corpus_only:
-        pairs, input_stats = load_input_with_stats(cfg.input)
+        pairs, input_stats = read_pairs(cfg)
     templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
 
     with contextlib.ExitStack() as stack:
@@ -53,16 +53,23 @@ def generate(cfg: Config) -> Path:
                  ", ".join(t.name for t in templates))
         steps = generate_steps(cfg, pairs, backend, scorer, cache, templates)
         generate_step = steps[1]
-        worker = None
+        worker = processed = None
         if cfg.runner == "ray":
             from synthgen.llm.engines import worker_config
 
             if cfg.ray.llm_stage == "processor":
-                raise ConfigError("ray.llm_stage=processor (ray.data.llm's HTTP processor) is not implemented yet; "
-                                  "use ray.llm_stage=step")
+                from synthgen.runners.ray_llm import llm_stage_on_ray
 
-            worker = (worker_steps, (worker_config(cfg, backend), pairs, str(cache.path)))
+                worker, processed = llm_stage_on_ray(worker_config(cfg, backend), backend, pairs, str(cache.path),
+                                                     folder)
+            else:
+                worker = (worker_steps, (worker_config(cfg, backend), pairs, str(cache.path)))
         kept, rejects, stats, runner = run_pipeline(cfg, steps, pairs, "queries", stack, folder, worker)
+        if processed is not None:
+            from synthgen.runners.ray_llm import account
+
+            account(processed, generate_step, backend)
+            runner["llm_stage"] = "processor"
     if query_rejects is not None and batch_len(query_rejects):
         rejects.insert(0, ("queries", query_rejects))
 

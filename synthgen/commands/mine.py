@@ -19,13 +19,12 @@ from synthgen.core.config_load import load_config
 from synthgen.core.schema import Batch, batch_len
 from synthgen.core.step import reason_key
 from synthgen.io.beir import load_qrels
-from synthgen.io.read import load_input
 from synthgen.io.row_sink import RowSink
 from synthgen.negatives.corpus import input_folder, load_mining_corpus
 from synthgen.negatives.miners.bm25 import BM25Miner
 from synthgen.negatives.plan import build_mine_plan, source_quotas, worker_steps
 from synthgen.negatives.sources import MinedSource, SyntheticFile, SyntheticLLM
-from synthgen.runners.execute import run_pipeline
+from synthgen.runners.execute import read_pairs, run_pipeline
 from synthgen.runners.report import finish_run
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def mine(cfg: Config) -> Path:
     t_start = time.perf_counter()
     mcfg = cfg.mine
     folder, cache = start_run(cfg, "mine")
-    pairs = load_input(cfg.input)
+    pairs, _ = read_pairs(cfg)
     corpus = load_mining_corpus(cfg.input, pairs)
     quotas = source_quotas(cfg)
     n_queries = len(set(pairs["query_id"]))

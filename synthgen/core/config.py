@@ -257,8 +257,8 @@ class RayConfig(_Section):
     num_gpus: float = Field(0.0, ge=0, description="GPUs per pipeline worker (scorer, dense miner, vLLM)")
     llm_stage: Literal["step", "processor"] = Field(
         "step", description="generate's LLM calls: step = the generate step inside each worker (shared cache, "
-                            "per-request resume); processor = ray.data.llm's HTTP processor (OpenAI-compatible "
-                            "server) as its own stage")
+                            "per-request resume); processor = ray.data.llm's processor as its own stage (HTTP to "
+                            "the OpenAI-compatible server; vLLM engines on GPUs with backend=vllm)")
     llm_batch_size: int = Field(8, ge=1, description="processor: requests per processor batch")
 
 

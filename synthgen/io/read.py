@@ -34,13 +34,21 @@ def load_pairs_jsonl(path: Path, query_field: str = "query", positive_field: str
     """A JSONL of {query, positive} objects (field names configurable; ids optional)."""
     out = empty_batch(PAIR_COLUMNS)
     for lineno, row in jsonl_rows(path, stats):
-        query = require_field(row, query_field, path, lineno)
-        positive = require_field(row, positive_field, path, lineno)
-        out["query_id"].append(str(row.get(query_id_field, f"q{lineno}")))
-        out["query"].append(str(query or ""))
-        out["positive_id"].append(str(row.get(positive_id_field, f"p{lineno}")))
-        out["positive"].append(str(positive or ""))
+        values = pair_values(row, path, lineno, query_field, positive_field, query_id_field, positive_id_field)
+        for col, v in zip(PAIR_COLUMNS, values):
+            out[col].append(v)
     return out
+
+
+def pair_values(row: dict, path: Path, lineno: int | None, query_field: str, positive_field: str,
+                query_id_field: str, positive_id_field: str) -> tuple[str | None, str, str | None, str]:
+    """One {query, positive} object -> (query_id, query, positive_id, positive). Missing ids are q<line>/p<line>;
+    None when the line is not known yet (Ray's reader numbers the rows after reading: runners/ray_read)."""
+    query = require_field(row, query_field, path, lineno or 0)
+    positive = require_field(row, positive_field, path, lineno or 0)
+    qid = str(row[query_id_field]) if query_id_field in row else None if lineno is None else f"q{lineno}"
+    pid = str(row[positive_id_field]) if positive_id_field in row else None if lineno is None else f"p{lineno}"
+    return qid, str(query or ""), pid, str(positive or "")
 
 
 def hf_dataset(path: str, split: str):
@@ -149,13 +157,19 @@ def detect_format(cfg: InputConfig, path: Path) -> str:
     return "hf"  # a Hub id
 
 
-def load_input_with_stats(cfg: InputConfig) -> tuple[Batch, InputStats]:
-    """(query, positive) pairs with the skip counts; corpus-only input is an error here (see queries.py)."""
-    stats = InputStats()
+def pairs_input(cfg: InputConfig) -> tuple[Path, str]:
+    """(path, format) of a pairs input (the packaged sample when no path is set); a bare corpus is an error."""
     path = Path(cfg.path) if cfg.path else sample_path()
     fmt = detect_format(cfg, path)
     if fmt == "corpus":
         raise LoaderError(f"{path} is a bare corpus: queries must be generated first (format=corpus)")
+    return path, fmt
+
+
+def load_input_with_stats(cfg: InputConfig) -> tuple[Batch, InputStats]:
+    """(query, positive) pairs with the skip counts; corpus-only input is an error here (see queries.py)."""
+    stats = InputStats()
+    path, fmt = pairs_input(cfg)
     if fmt == "beir":
         batch = load_beir(path, cfg.split, stats)
     elif fmt == "hf":

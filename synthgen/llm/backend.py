@@ -98,6 +98,11 @@ class Backend:
         return {"model": self.model}
 
 
+def error_text(exc: BaseException) -> str:
+    """A failed prompt's error as rejects/ and the cache record it: 'ParseError: invalid JSON ...'."""
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
 def transient(exc: BaseException) -> bool:
     return retryable(exc) and not isinstance(exc, ParseError)
 

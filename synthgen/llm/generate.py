@@ -31,6 +31,20 @@ def _rendered(messages: list[dict[str, str]]) -> Completion:
         return Completion(None, f"ParseError: {exc}")
 
 
+def usable(cached: dict, retries: int) -> bool:
+    """A cached answer stands, unless it is a failure cached under a smaller retry budget than `retries` (then the
+    prompt is asked again, with this run's retries)."""
+    return cached.get("error") is None or cached.get("max_retries", 0) >= retries
+
+
+def cache_value(comp: Completion, retries: int) -> dict:
+    """What the shared cache keeps for a prompt's answer; a failure records the retries it was given."""
+    value = {"passages": comp.passages, "error": comp.error}
+    if comp.error is not None:
+        value["max_retries"] = retries
+    return value
+
+
 class GenerateStep(Step):
     """Prompt rows in, candidate rows out (one per passage); failed prompts come out as rejects."""
 
@@ -57,8 +71,7 @@ class GenerateStep(Step):
         keys = [content_key(params, p) for p in prompts]
         known = self.cache.get_llm(keys) if self.cache is not None else {}
         retries = _max_retries(self.backend)
-        # A failure cached under a smaller retry budget is asked again (with this run's retries).
-        known = {k: v for k, v in known.items() if v.get("error") is None or v.get("max_retries", 0) >= retries}
+        known = {k: v for k, v in known.items() if usable(v, retries)}
         first: dict[str, int] = {}
         for i, k in enumerate(keys):
             first.setdefault(k, i)
@@ -67,10 +80,7 @@ class GenerateStep(Step):
 
         def persist(j: int, comp: Completion) -> None:
             if self.cache is not None and comp.cacheable:
-                value = {"passages": comp.passages, "error": comp.error}
-                if comp.error is not None:
-                    value["max_retries"] = retries
-                self.cache.put_llm(todo[j], value)
+                self.cache.put_llm(todo[j], cache_value(comp, retries))
 
         self.requests_sent += len(todo)
         fresh = dict(zip(todo, self.backend.complete([prompts[first[k]] for k in todo], on_result=persist)))

@@ -13,8 +13,8 @@ import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from synthgen.core.config import LLMConfig
-from synthgen.llm.backend import (TOKEN_PARAMS, Backend, Completion, LLMUsage, OnResult, Request, rejects_param,
-                                  retry_after_seconds, retryable, transient)
+from synthgen.llm.backend import (TOKEN_PARAMS, Backend, Completion, LLMUsage, OnResult, Request, error_text,
+                                  rejects_param, retry_after_seconds, retryable, transient)
 from synthgen.llm.parse import parse_passages, response_format
 
 log = logging.getLogger(__name__)
@@ -93,13 +93,7 @@ class OpenAIBackend(Backend):
             ):
                 with attempt:
                     self.usage.requests += 1
-                    extra: dict[str, Any] = {}
-                    if req.format is not None:
-                        extra["response_format"] = req.format
-                    if self.cfg.seed is not None:
-                        # A fixed seed would repeat the same malformed text on every retry.
-                        extra["seed"] = self.cfg.seed + attempt.retry_state.attempt_number - 1
-                    resp = await self._create(messages, req, extra)
+                    resp = await self._create(self.body(messages, req, attempt.retry_state.attempt_number - 1), req)
                     if resp.usage is not None:
                         self.usage.prompt_tokens += resp.usage.prompt_tokens or 0
                         self.usage.completion_tokens += resp.usage.completion_tokens or 0
@@ -115,13 +109,28 @@ class OpenAIBackend(Backend):
                         "json_object_schema, json_object or none" if "response_format" in str(exc) else "")
                 self.aborted = (f"the first {self.usage.failures} requests to {self.base_url} all failed "
                                 f"(last: {kind}: {str(exc)[:160]}){hint}")
-            return None, f"{kind}: {str(exc)[:300]}", not transient(exc)
+            return None, error_text(exc), not transient(exc)
         raise AssertionError("unreachable")
 
-    async def _create(self, messages: list[dict[str, str]], req: "Request", extra: dict[str, Any]) -> Any:
+    def body(self, messages: list[dict[str, str]], req: "Request", retry: int = 0) -> dict[str, Any]:
+        """The chat-completions request body for `messages` (its `retry`-th retry): what this client sends, and
+        what Ray's HTTP processor (runners/ray_llm) sends for the same prompt."""
+        body: dict[str, Any] = dict(model=self.model, messages=messages, temperature=req.temperature,
+                                    top_p=self.cfg.top_p)
+        if req.format is not None:
+            body["response_format"] = req.format
+        if self.cfg.seed is not None:
+            body["seed"] = self.cfg.seed + retry  # a fixed seed would repeat the same malformed text on every retry
+        body[self.token_param or TOKEN_PARAMS[0]] = req.max_tokens
+        return body
+
+    def passages_request(self) -> "Request":
+        """What `complete` asks for: the passages, parsed by parse_passages, in this backend's response format."""
+        return Request(parse_passages, self.format, self.cfg.max_tokens, self.cfg.temperature)
+
+    async def _create(self, body: dict[str, Any], req: "Request") -> Any:
         param = self.token_param or TOKEN_PARAMS[0]
-        kwargs = dict(model=self.model, messages=messages, temperature=req.temperature, top_p=self.cfg.top_p,
-                      **extra)
+        kwargs = {k: v for k, v in body.items() if k != param}
         try:
             resp = await self._client.chat.completions.create(**kwargs, **{param: req.max_tokens})
             if isinstance(resp, str):  # the openai client hands back a body that is not JSON as text
@@ -165,7 +174,7 @@ class OpenAIBackend(Backend):
         return [(v, e) for v, e, _ in self._run(prompts, Request(parse, fmt, max_tokens, temperature), callback)]
 
     def complete(self, prompts: list[list[dict[str, str]]], on_result: OnResult | None = None) -> list[Completion]:
-        req = Request(parse_passages, self.format, self.cfg.max_tokens, self.cfg.temperature)
+        req = self.passages_request()
         callback = None if on_result is None else (lambda i, v, e, c: on_result(i, Completion(v, e, c)))
         return [Completion(v, e, c) for v, e, c in self._run(prompts, req, callback)]
 

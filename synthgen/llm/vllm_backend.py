@@ -58,22 +58,7 @@ class VLLMBackend(Backend):
         dtype = self.vcfg.dtype
         if dtype == "auto" and on_cpu:
             dtype = cpu_dtype()
-        kwargs: dict[str, Any] = dict(
-            model=path, tokenizer=path, served_model_name=self.model,
-            max_model_len=self.vcfg.max_model_len, enforce_eager=eager, dtype=dtype,
-            enable_prefix_caching=self.vcfg.enable_prefix_caching,
-            gpu_memory_utilization=self.vcfg.gpu_memory_utilization,
-            tensor_parallel_size=self.vcfg.tensor_parallel_size,
-            seed=self.cfg.seed if self.cfg.seed is not None else 0,
-        )
-        if self.vcfg.max_num_seqs:
-            kwargs["max_num_seqs"] = self.vcfg.max_num_seqs
-        if on_cpu:
-            kwargs.update(CPU_SEEDED_SAFE)
-            kwargs["max_num_batched_tokens"] = max(self.vcfg.max_model_len, 4096)
-            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
-                kwargs["kv_cache_memory_bytes"] = int(self.vcfg.kv_cache_gb * (1 << 30))
-        kwargs.update(self.vcfg.engine_args)
+        kwargs = self.engine_kwargs(path, eager, dtype, on_cpu)
         log.info("vLLM %s: loading %s on %s (dtype=%s, enforce_eager=%s, max_model_len=%d, prefix caching %s)%s...",
                  vllm.__version__, path, "CPU" if on_cpu else current_platform.device_name, dtype, eager,
                  self.vcfg.max_model_len, "on" if self.vcfg.enable_prefix_caching else "off",
@@ -91,6 +76,26 @@ class VLLMBackend(Backend):
         self.engine_info = {"vllm": vllm.__version__, "model_path": path, "device": "cpu" if on_cpu else "gpu",
                             "dtype": dtype, "enforce_eager": eager, "load_seconds": round(load_s, 1), "multi": self.multi}
         log.info("vLLM engine ready in %.0f s", load_s)
+
+    def engine_kwargs(self, path: str, eager: bool, dtype: str, on_cpu: bool) -> dict[str, Any]:
+        """vllm.LLM's arguments (also the engine_kwargs of Ray's vLLM processor, runners/ray_vllm)."""
+        kwargs: dict[str, Any] = dict(
+            model=path, tokenizer=path, served_model_name=self.model,
+            max_model_len=self.vcfg.max_model_len, enforce_eager=eager, dtype=dtype,
+            enable_prefix_caching=self.vcfg.enable_prefix_caching,
+            gpu_memory_utilization=self.vcfg.gpu_memory_utilization,
+            tensor_parallel_size=self.vcfg.tensor_parallel_size,
+            seed=self.cfg.seed if self.cfg.seed is not None else 0,
+        )
+        if self.vcfg.max_num_seqs:
+            kwargs["max_num_seqs"] = self.vcfg.max_num_seqs
+        if on_cpu:
+            kwargs.update(CPU_SEEDED_SAFE)
+            kwargs["max_num_batched_tokens"] = max(self.vcfg.max_model_len, 4096)
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                kwargs["kv_cache_memory_bytes"] = int(self.vcfg.kv_cache_gb * (1 << 30))
+        kwargs.update(self.vcfg.engine_args)
+        return kwargs
 
     @property
     def concurrency(self) -> int | None:
@@ -117,17 +122,24 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
+        fields = self.sampling_fields(schema, max_tokens, temperature, samples, attempt)
+        structured = fields.pop("structured_outputs", None)
+        return SamplingParams(**fields, structured_outputs=StructuredOutputsParams(**structured) if structured else None)
+
+    def sampling_fields(self, schema: dict[str, Any] | None, max_tokens: int, temperature: float,
+                        samples: int = 1, attempt: int = 0) -> dict[str, Any]:
+        """SamplingParams' fields as plain data (also what Ray's vLLM processor gets per row)."""
         fmt = self.cfg.response_format
-        structured = None
+        fields: dict[str, Any] = {}
         if fmt == "json_object" or (schema is None and fmt != "none"):
-            structured = StructuredOutputsParams(json_object=True)
+            fields["structured_outputs"] = {"json_object": True}
         elif fmt != "none":  # auto, json_schema, json_object_schema: the schema itself
-            structured = StructuredOutputsParams(json=schema)
+            fields["structured_outputs"] = {"json": schema}
         # A fixed seed would repeat the same malformed text on every retry; vLLM gives sample k of n the
         # seed + k, so retries step by more than n (max 16).
         seed = None if self.cfg.seed is None else self.cfg.seed + 1009 * attempt
-        return SamplingParams(n=samples, temperature=temperature, top_p=self.cfg.top_p, max_tokens=max_tokens,
-                              seed=seed, structured_outputs=structured)
+        return {"n": samples, "temperature": temperature, "top_p": self.cfg.top_p, "max_tokens": max_tokens,
+                "seed": seed, **fields}
 
     def _stream(self, prompts: list[list[dict[str, str]]], parse: Callable[[str | None], Any],
                 schema: dict[str, Any] | None, max_tokens: int, temperature: float, samples: int,

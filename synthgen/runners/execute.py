@@ -14,6 +14,20 @@ from synthgen.runners.local import Pipeline
 Worker = tuple[Callable[..., list[Step]], tuple]
 
 
+def read_pairs(cfg: Config):
+    """(pairs, skip counts) of the configured input: read by synthgen's readers (local), or by ray.data readers
+    normalised the same way (ray: runners/ray_read)."""
+    if cfg.runner == "ray":
+        from synthgen.runners.ray_read import read_pairs_on_ray
+        from synthgen.runners.ray_runner import init_ray
+
+        init_ray(cfg.ray)
+        return read_pairs_on_ray(cfg.input)
+    from synthgen.io.read import load_input_with_stats
+
+    return load_input_with_stats(cfg.input)
+
+
 def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: contextlib.ExitStack,
                  folder: Path, worker: Worker | None = None, batch_queries: int | None = None, sink=None
                  ) -> tuple[list[Batch], list[tuple[str, Batch]], dict[str, StepStats], dict[str, Any]]:
@@ -27,11 +41,13 @@ def run_pipeline(cfg: Config, steps: list[Step], rows: Batch, desc: str, stack: 
     if cfg.runner == "ray":
         if worker is None:
             raise ConfigError(f"runner: ray does not run `{desc}` yet; use runner: local")
-        from synthgen.runners.ray_runner import run_on_ray
+        from synthgen.runners.ray_runner import run_on_ray, shard_folder
 
         factory, args = worker
-        # Shards are batches: keyed by the batch size, which the run identity leaves out.
-        result = run_on_ray(rows, batch_queries, factory, args, folder / "shards" / f"bq{batch_queries}", cfg.ray)
+        cut = next((i for i, s in enumerate(steps) if s.name == "collision"), None)
+        collision = None if cut is None else (cut, steps[cut].positives, steps[cut].threshold)
+        result = run_on_ray(rows, batch_queries, factory, args, shard_folder(folder, batch_queries), cfg.ray,
+                            collision)
         for i, values in result.counters.items():
             add_counters(steps[i], values)
         info = {"name": "ray", "batches": result.batches_run + result.batches_reused,

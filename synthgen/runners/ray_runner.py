@@ -24,6 +24,7 @@ from typing import Any, Callable
 from synthgen.core.config import RayConfig
 from synthgen.core.schema import Batch, batch_len, concat_batches
 from synthgen.core.step import Step, StepStats, read_counters
+from synthgen.runners.ray_collision import COLLISION, JoinedCollisions
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,20 @@ def batch_numbers(query_ids: list[str], batch_queries: int) -> list[int]:
 def shard_paths(shard_dir: Path, b: int) -> dict[str, Path]:
     stem = shard_dir / f"batch-{b:06d}"
     return {"kept": stem.with_suffix(".kept.parquet"), "rejects": stem.with_suffix(".rejects.parquet"),
-            "stats": stem.with_suffix(".json")}
+            "stats": stem.with_suffix(".json"), "part": stem.with_suffix(".a.json"),
+            "part_rejects": stem.with_suffix(".a.rejects.parquet")}
+
+
+def shard_folder(run_folder: Path, batch_queries: int) -> Path:
+    """Shards are batches: keyed by the batch size, which the run identity leaves out."""
+    return run_folder / "shards" / f"bq{batch_queries}"
+
+
+def pending(rows: Batch, batch_queries: int, shard_dir: Path) -> tuple[list[int], list[int], set[int]]:
+    """(each row's batch number, the rows of batches not complete yet, the complete batches)."""
+    numbers = batch_numbers(rows["query_id"], batch_queries)
+    done = {b for b in set(numbers) if shard_paths(shard_dir, b)["stats"].is_file()}
+    return numbers, [i for i, b in enumerate(numbers) if b not in done], done
 
 
 def _write_table(rows: Batch, dest: Path) -> None:
@@ -61,45 +75,95 @@ def _read_table(path: Path) -> Batch:
 
 
 class BatchWorker:
-    """A Ray actor: builds the steps once (`factory(*args)`), then runs one query batch per call and writes it."""
+    """A Ray actor: builds the steps once (`factory(*args)`), then runs one query batch per call and writes it.
 
-    def __init__(self, factory: Callable[..., list[Step]], args: tuple, shard_dir: str):
+    With `cut` (the collision step's index) the steps run in two phases: "before" runs steps[:cut], writes that
+    part's rejects and counts (`batch-N.a.*`) and returns the surviving rows, which the driver joins with the
+    positives (runners/ray_collision); "after" runs JoinedCollisions and steps[cut+1:] on them and writes the
+    batch. A batch with no survivors is finished in "before"."""
+
+    def __init__(self, factory: Callable[..., list[Step]], args: tuple, shard_dir: str, cut: int | None = None,
+                 phase: str = "all"):
         import contextlib
 
         from synthgen.runners.local import Pipeline
 
         self.stack = contextlib.ExitStack()
         self.steps = factory(self.stack, *args)
-        self.pipeline = self.stack.enter_context(Pipeline(self.steps))
-        self.shard_dir = Path(shard_dir)
+        self.phase, self.shard_dir = phase, Path(shard_dir)
+        head = self.steps if cut is None else self.steps[:cut]
+        self.before = self.stack.enter_context(Pipeline(head))
+        self.after = None if cut is None else self.stack.enter_context(
+            Pipeline([JoinedCollisions(), *self.steps[cut + 1:]]))
         self.last_counters: dict[int, dict[str, float]] = {}
+
+    def _run(self, pipeline, rows: Batch) -> tuple[Batch, list[tuple[str, Batch]], dict[str, Any]]:
+        if not pipeline.checked:
+            pipeline.check(rows)
+        pipeline.stats = {s.name: StepStats() for s in pipeline.steps}  # this batch's counts only
+        kept, rejects = pipeline.run_batch(rows)
+        return kept, rejects, {k: _stats_dict(v) for k, v in pipeline.stats.items()}
+
+    def _counters(self) -> dict[str, dict[str, float]]:
+        counters = {}
+        for i, s in enumerate(self.steps):  # this call's share: the difference to the last call's totals
+            now = read_counters(s)
+            last = self.last_counters.get(i, {})
+            counters[str(i)] = {k: v - last.get(k, 0) for k, v in now.items() if v != last.get(k, 0)}
+            self.last_counters[i] = now
+        return counters
 
     def __call__(self, group):
         rows = group.sort_by(SEQ).to_pydict()
         b = rows.pop(BATCH)[0]
         rows.pop(SEQ)
-        if not self.pipeline.checked:
-            self.pipeline.check(rows)
-        self.pipeline.stats = {s.name: StepStats() for s in self.steps}  # this batch's counts only
-        kept, rejects = self.pipeline.run_batch(rows)
         paths = shard_paths(self.shard_dir, b)
-        tagged = [{**r, "stage": [stage] * batch_len(r)} for stage, r in rejects]
-        # Steps reject rows with different columns: the union, None where a step had none.
-        rejected = concat_batches(tagged, list(dict.fromkeys(c for t in tagged for c in t)))
+        if self.phase == "after":
+            first = json.loads(paths["part"].read_text(encoding="utf-8"))
+            stages, counters = first["stages"], first["counters"]
+            rejects = [(st, {c: v for c, v in r.items() if c != "stage"}) for st, r in
+                       _by_stage(_read_table(paths["part_rejects"]))]
+            kept = {c: rows[c] for c in (*first["columns"], COLLISION)}  # the join reorders the columns
+        else:
+            kept, rejects, stages = self._run(self.before, rows)
+            counters = {}
+            if self.phase == "before" and batch_len(kept):
+                _write_table(_tagged(rejects), paths["part_rejects"])
+                _write_json({"stages": stages, "counters": self._counters(), "columns": list(kept)}, paths["part"])
+                return {**kept, BATCH: [b] * batch_len(kept), SEQ: list(range(batch_len(kept)))}
+        if self.after is not None:
+            kept, more, later = self._run(self.after, kept)
+            rejects, stages = rejects + more, {**stages, **later}
+        for i, c in self._counters().items():
+            counters[i] = {k: counters.get(i, {}).get(k, 0) + c.get(k, 0) for k in {*counters.get(i, {}), *c}}
+        rejected = _tagged(rejects)
         _write_table(kept, paths["kept"])
         _write_table(rejected, paths["rejects"])
-        counters = {}
-        for i, s in enumerate(self.steps):  # this batch's share: the difference to the last batch's totals
-            now = read_counters(s)
-            last = self.last_counters.get(i, {})
-            counters[str(i)] = {k: v - last.get(k, 0) for k, v in now.items() if v != last.get(k, 0)}
-            self.last_counters[i] = now
-        stats = {"batch": b, "stages": {k: _stats_dict(v) for k, v in self.pipeline.stats.items()},
-                 "counters": counters}
-        tmp = paths["stats"].with_name(f".{paths['stats'].name}.tmp")
-        tmp.write_text(json.dumps(stats), encoding="utf-8")
-        os.replace(tmp, paths["stats"])  # last: the batch is complete
+        _write_json({"batch": b, "stages": stages, "counters": counters}, paths["stats"])  # last: complete
+        if self.phase == "before":  # no survivors: nothing for the join; same columns as the survivors' rows
+            return {}
         return {"batch": [b], "kept": [batch_len(kept)], "rejected": [batch_len(rejected)]}
+
+
+def _tagged(rejects: list[tuple[str, Batch]]) -> Batch:
+    """A batch's rejects in one table with their `stage`; steps reject rows with different columns: the union,
+    None where a step had none."""
+    tagged = [{**r, "stage": [stage] * batch_len(r)} for stage, r in rejects]
+    return concat_batches(tagged, list(dict.fromkeys(c for t in tagged for c in t)))
+
+
+def _by_stage(rej: Batch) -> list[tuple[str, Batch]]:
+    out = []
+    for stage in dict.fromkeys(rej.get("stage", [])):
+        idx = [i for i, s in enumerate(rej["stage"]) if s == stage]
+        out.append((stage, {c: [v[i] for i in idx] for c, v in rej.items() if c != "stage"}))
+    return out
+
+
+def _write_json(value: dict, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, dest)
 
 
 def _stats_dict(st: StepStats) -> dict[str, Any]:
@@ -134,27 +198,38 @@ def init_ray(rcfg: RayConfig) -> None:
 
 
 def run_on_ray(rows: Batch, batch_queries: int, factory: Callable[..., list[Step]], args: tuple, shard_dir: Path,
-               rcfg: RayConfig) -> RayResult:
-    """Every query batch of `rows` through the factory's steps on Ray workers; complete batches are reused."""
+               rcfg: RayConfig, collision: tuple[int, list[str], float] | None = None) -> RayResult:
+    """Every query batch of `rows` through the factory's steps on Ray workers; complete batches are reused.
+    `collision`: (index of the collision step, the normalised positives, its threshold): checked as a join."""
     import pyarrow as pa
     import ray
 
     init_ray(rcfg)
     shard_dir.mkdir(parents=True, exist_ok=True)
-    numbers = batch_numbers(rows["query_id"], batch_queries)
+    numbers, todo, done = pending(rows, batch_queries, shard_dir)
     total = max(numbers, default=-1) + 1
-    done = {b for b in range(total) if shard_paths(shard_dir, b)["stats"].is_file()}
-    todo = [i for i, b in enumerate(numbers) if b not in done]
     log.info("ray: %d query batches (%d complete from an earlier run) on %d worker(s)", total, len(done),
              rcfg.concurrency)
     if todo:
         table = pa.Table.from_pydict({**{c: [v[i] for i in todo] for c, v in rows.items()},
                                       BATCH: [numbers[i] for i in todo], SEQ: todo})
         batches = len({numbers[i] for i in todo})
-        ds = ray.data.from_arrow(table).groupby(BATCH, num_partitions=min(batches, 64)).map_groups(
-            BatchWorker, batch_format="pyarrow", fn_constructor_args=(factory, args, str(shard_dir)),
-            compute=ray.data.ActorPoolStrategy(size=rcfg.concurrency), num_gpus=rcfg.num_gpus or None)
-        ds.materialize()
+        parts = min(batches, 64)
+        run = dict(batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=rcfg.concurrency),
+                   num_gpus=rcfg.num_gpus or None)
+        grouped = ray.data.from_arrow(table).groupby(BATCH, num_partitions=parts)
+        if collision is None:
+            grouped.map_groups(BatchWorker, fn_constructor_args=(factory, args, str(shard_dir)), **run).materialize()
+        else:
+            from synthgen.runners.ray_collision import mark_collisions
+
+            cut, positives, threshold = collision
+            survivors = grouped.map_groups(BatchWorker, fn_constructor_args=(factory, args, str(shard_dir), cut,
+                                                                             "before"), **run).materialize()
+            if survivors.count():
+                marked = mark_collisions(survivors, positives, threshold, (BATCH, SEQ), parts)
+                marked.groupby(BATCH, num_partitions=parts).map_groups(
+                    BatchWorker, fn_constructor_args=(factory, args, str(shard_dir), cut, "after"), **run).materialize()
     return collect(shard_dir, total, reused=done)
 
 
@@ -179,8 +254,5 @@ def collect(shard_dir: Path, total: int, reused: set[int] = frozenset()) -> RayR
             for k, v in c.items():
                 mine[k] = mine.get(k, 0) + v
         kept.append(_read_table(paths["kept"]))
-        rej = _read_table(paths["rejects"])
-        for stage in dict.fromkeys(rej.get("stage", [])):
-            idx = [i for i, s in enumerate(rej["stage"]) if s == stage]
-            rejects.append((stage, {c: [v[i] for i in idx] for c, v in rej.items() if c != "stage"}))
+        rejects.extend(_by_stage(_read_table(paths["rejects"])))
     return RayResult(kept, rejects, stats, counters, batches_run=total - len(reused), batches_reused=len(reused))

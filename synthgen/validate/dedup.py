@@ -180,6 +180,10 @@ class CollisionFilter(Filter):
                 hits = [j for j in np.flatnonzero(sims[r]) if block[j] != own[i]]
                 if hits:
                     best = max(hits, key=lambda j: sims[r, j])
-                    reasons[i] = Reject("positive_collision", "ratio={ratio:.1f} with another query's positive",
-                                        ratio=float(sims[r, best]))
+                    reasons[i] = collision_reject(float(sims[r, best]))
         return reasons
+
+
+def collision_reject(ratio: float) -> Reject:
+    """The rejection of a negative whose best match among the other queries' positives has this ratio."""
+    return Reject("positive_collision", "ratio={ratio:.1f} with another query's positive", ratio=ratio)
