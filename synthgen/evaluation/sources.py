@@ -155,9 +155,10 @@ def eval_scorer(opts: EvalOptions, model, model_name: str):
     return validation_scorer(_scorer_cfg(opts), opts.validator, model, model_name)
 
 
-def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str
-                    ) -> tuple[list, list, dict[str, Any]]:
-    """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter."""
+def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str,
+                    scorer=None) -> tuple[list, list, dict[str, Any]]:
+    """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter; `scorer`: the run's
+    shared validation scorer (its caches serve later sources and the margin-mse teacher), else a new one."""
     from synthgen.llm.prompt import load_templates
     from synthgen.negatives.corpus import Corpus
     from synthgen.negatives.miners.bm25 import BM25Miner
@@ -168,7 +169,7 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     from synthgen.validate.steps import validation_steps
 
     cfg = opts.config
-    scorer = eval_scorer(opts, model, model_name)
+    scorer = scorer or eval_scorer(opts, model, model_name)
     templates = load_templates(cfg.prompts.dir, ["answer_removed"])
     synth = TemplateSynthetic(templates, scorer, 1)
     sources: list[Step] = [synth]

@@ -28,7 +28,8 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
                     margins: list[float] | None = None) -> Any:
     """Train a copy of `base_model`; returns it. `margin-mse` needs negatives and one teacher margin per row."""
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
 
     import torch
 
