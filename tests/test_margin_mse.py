@@ -31,8 +31,9 @@ def test_label_is_the_rows_score_difference(mined_run, exported):
         assert (row["anchor"], row["positive"], row["negative"]) == (
             kept["anchor"][i], kept["positive"][i], kept["negative"][i])
         assert row["label"] == pytest.approx(kept["positive_score"][i] - kept["negative_score"][i], abs=1e-12)
-    # Validation keeps negatives below their positive: the margins are positive.
-    assert all(label > 0 for label in ds["label"])
+    # Margins are kept as they are, negative ones included (a mined negative can outscore its own positive when
+    # validation compares with the query's weakest positive): MarginMSE then teaches that order.
+    assert len(set(ds["label"])) > 1
 
 
 def test_unscored_rows_are_left_out_and_none_scored_is_an_error():

@@ -11,8 +11,8 @@ SOURCES = ("none", "random", "bm25", "dense", "synthetic", "hybrid")
 
 
 def add_eval_args(p) -> None:
-    p.add_argument("--data", required=True, help="BEIR folder with qrels/train.tsv and qrels/test.tsv "
-                   "(`make eval` passes ../shared/data/cranfield)")
+    p.add_argument("--data", required=True, help="BEIR folder with qrels/train.tsv and qrels/test.tsv, optionally "
+                   "qrels/dev.tsv (scored too, for choosing), e.g. ../shared/data/cranfield or ../shared/data/nfcorpus")
     p.add_argument("--output", default="outputs/eval", help="results go to OUTPUT/<dataset>/")
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     p.add_argument("--seeds", type=int, default=3, help="number of training seeds (42, 43, ...)")
