@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from beir_subset import read_qrels_rows, write_beir_subset
 from conftest import shared_dataset
 
 from synthgen.evaluation.eval_report import format_table
@@ -86,24 +87,12 @@ def test_compare_uses_twice_the_seed_spread():
 
 def _subset(dest: Path, n_train: int = 8, n_test: int = 4, n_other: int = 30) -> Path:
     src = shared_dataset("cranfield")
-    (dest / "qrels").mkdir(parents=True)
     splits = {}
     for split in ("train", "test"):
-        lines = (src / "qrels" / f"{split}.tsv").read_text().splitlines()
-        rows = [l.split("\t") for l in lines[1:] if l.strip()]
+        rows = read_qrels_rows(src / "qrels" / f"{split}.tsv")
         qids = list(dict.fromkeys(r[0] for r in rows if float(r[2]) > 0))[: n_train if split == "train" else n_test]
-        splits[split] = (lines[0], [r for r in rows if r[0] in qids])
-    keep = {r[1] for _, rows in splits.values() for r in rows}
-    docs = [json.loads(l) for l in (src / "corpus.jsonl").read_text().splitlines() if l.strip()]
-    keep |= set([d["_id"] for d in docs if d["_id"] not in keep][:n_other])
-    (dest / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep))
-    qids = {r[0] for _, rows in splits.values() for r in rows}
-    (dest / "queries.jsonl").write_text("".join(
-        l + "\n" for l in (src / "queries.jsonl").read_text().splitlines() if l.strip() and json.loads(l)["_id"] in qids))
-    for split, (head, rows) in splits.items():
-        (dest / "qrels" / f"{split}.tsv").write_text(
-            "\n".join([head] + ["\t".join(r) for r in rows if r[1] in keep]) + "\n")
-    return dest
+        splits[split] = [r for r in rows if r[0] in qids]
+    return write_beir_subset(src, dest, splits, n_other)
 
 
 @pytest.fixture(scope="module")

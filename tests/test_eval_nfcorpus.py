@@ -9,11 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from beir_subset import read_qrels_rows, write_beir_subset
 from conftest import shared_dataset
-
-
-def _qrels(path: Path) -> list[list[str]]:
-    return [line.split("\t") for line in path.read_text().splitlines()[1:] if line.strip()]
 
 
 def test_nfcorpus_splits_load_as_eval_data():
@@ -22,7 +19,7 @@ def test_nfcorpus_splits_load_as_eval_data():
 
     root = shared_dataset("nfcorpus")
     data = load_eval_data(root, max_train_queries=3, seed=0)
-    test_rows, dev_rows = _qrels(root / "qrels" / "test.tsv"), _qrels(root / "qrels" / "dev.tsv")
+    test_rows, dev_rows = read_qrels_rows(root / "qrels" / "test.tsv"), read_qrels_rows(root / "qrels" / "dev.tsv")
     assert len(data.test_queries) == len({r[0] for r in test_rows}) == 323
     assert len(data.dev_queries) == len({r[0] for r in dev_rows}) == 324
     assert not set(data.train["query_id"]) & (set(data.test_queries) | set(data.dev_queries))
@@ -35,31 +32,19 @@ def test_nfcorpus_splits_load_as_eval_data():
 
 
 def _nf_subset(dest: Path) -> Path:
-    """2 train, 2 dev and 3 test queries (those with the fewest judgments), every passage judged for them in any
-    split, and 40 more passages."""
+    """2 train, 2 dev and 3 test queries (those with the fewest judgments, at least 3), every passage their qrels
+    judge, and 40 more passages."""
     src = shared_dataset("nfcorpus")
-    (dest / "qrels").mkdir(parents=True)
     wanted = {"train": 2, "dev": 2, "test": 3}
     chosen: dict[str, list[list[str]]] = {}
     for split, n in wanted.items():
-        rows = _qrels(src / "qrels" / f"{split}.tsv")
+        rows = read_qrels_rows(src / "qrels" / f"{split}.tsv")
         sizes: dict[str, int] = {}
         for r in rows:
             sizes[r[0]] = sizes.get(r[0], 0) + 1
         qids = sorted((q for q in sizes if sizes[q] >= 3), key=lambda q: (sizes[q], q))[:n]
         chosen[split] = [r for r in rows if r[0] in qids]
-    keep = {r[1] for rows in chosen.values() for r in rows}
-    docs = [json.loads(line) for line in (src / "corpus.jsonl").read_text().splitlines() if line.strip()]
-    keep |= set([d["_id"] for d in docs if d["_id"] not in keep][:40])
-    (dest / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep))
-    qids = {r[0] for rows in chosen.values() for r in rows}
-    (dest / "queries.jsonl").write_text("".join(
-        line + "\n" for line in (src / "queries.jsonl").read_text().splitlines()
-        if line.strip() and json.loads(line)["_id"] in qids))
-    for split, rows in chosen.items():
-        (dest / "qrels" / f"{split}.tsv").write_text(
-            "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows))
-    return dest
+    return write_beir_subset(src, dest, chosen, 40)
 
 
 @pytest.fixture(scope="module")
