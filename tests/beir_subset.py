@@ -25,3 +25,17 @@ def write_beir_subset(src: Path, dest: Path, qrels: dict[str, list[list[str]]], 
         (dest / "qrels" / f"{split}.tsv").write_text(
             "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows))
     return dest
+
+
+def run_cli(args: list[str]) -> str:
+    """`synthgen ARGS` in this process; returns what it printed (exit code 0 asserted)."""
+    import contextlib
+    import io
+
+    from synthgen.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(args)
+    assert rc == 0, out.getvalue()[-2000:]
+    return out.getvalue()

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from beir_subset import read_qrels_rows, write_beir_subset
+from beir_subset import read_qrels_rows, run_cli, write_beir_subset
 from conftest import shared_dataset
 
 from synthgen.evaluation.eval_report import format_table
@@ -97,24 +97,15 @@ def _subset(dest: Path, n_train: int = 8, n_test: int = 4, n_other: int = 30) ->
 
 @pytest.fixture(scope="module")
 def tiny_eval(tmp_path_factory):
-    import contextlib
-    import io
-
-    from synthgen.cli import main
-
     root = tmp_path_factory.mktemp("eval")
     data = _subset(root / "cranfield-tiny")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        # Training costs ~10-20 s per condition on 2 shared cores: three conditions here (in-batch, the
-        # sentence-transformers baseline with its fill, synthgen's hybrid); the others' negatives are
-        # checked without training below.
-        rc = main(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
-                   "--sources", "none", "dense", "hybrid", "--max-steps", "1", "--batch-size", "4",
-                   "--max-seq-length", "32",
-                   "--set", "mine.k=2", "--set", "mine.range_max=20"])
-    assert rc == 0
-    return root / "out" / "cranfield-tiny", data, out.getvalue()
+    # Training costs ~10-20 s per condition on 2 shared cores: three conditions here (in-batch, the
+    # sentence-transformers baseline with its fill, synthgen's hybrid); the others' negatives are
+    # checked without training below.
+    printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
+                       "--sources", "none", "dense", "hybrid", "--max-steps", "1", "--batch-size", "4",
+                       "--max-seq-length", "32", "--set", "mine.k=2", "--set", "mine.range_max=20"])
+    return root / "out" / "cranfield-tiny", data, printed
 
 
 def _n_pairs(data: Path) -> int:

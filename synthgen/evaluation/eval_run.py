@@ -152,6 +152,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
             results[name] = _train_condition(name, loss, data, opts, base, negs, margins, steps, cache, per_query)
             results[name].update(common, negatives=info, mining_seconds=round(mining_s, 1))
         _clean_cache(cache, keep)
+        _write_results(out_dir, results, per_query, data)  # so a run stopped later keeps what it measured
 
     meta = {"dataset": dataset, "data": str(opts.data), "train_pairs": n_pairs,
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
@@ -162,17 +163,22 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
                     f"{opts.fill_seed}; counted as `filled`, never as the source's", "base_model": base}
     meta.update(_statistics(results, per_query, opts.baseline))
     meta["seconds"] = round(time.perf_counter() - t_start, 1)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    _write_results(out_dir, results, per_query, data)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "per_query.json").write_text(json.dumps(
-        {split: {"query_ids": list(data.split(split)[0]), "conditions": conds}
-         for split, conds in per_query.items() if conds}) + "\n", encoding="utf-8")
     (out_dir / "report.md").write_text(markdown_report(results, meta), encoding="utf-8")
     if opts.plot:
         plot(results, out_dir / "ndcg.png", f"{dataset}: nDCG@10 on test queries "
              f"(mean ± std over {len(opts.seeds)} seeds, {n_pairs} train pairs)")
     return {"results": results, "meta": meta, "folder": out_dir}
+
+
+def _write_results(out_dir: Path, results: dict[str, Any], per_query: dict[str, dict[str, list]],
+                   data: EvalData) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "per_query.json").write_text(json.dumps(
+        {split: {"query_ids": list(data.split(split)[0]), "conditions": conds}
+         for split, conds in per_query.items() if conds}) + "\n", encoding="utf-8")
 
 
 def teacher_margins(scorer, data: EvalData, negatives: list[str]) -> list[float]:
