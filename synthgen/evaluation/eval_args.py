@@ -20,6 +20,7 @@ def add_eval_args(p) -> None:
     p.add_argument("--max-train-queries", type=int, help="sample this many train queries (all their positives)")
     p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-5, help="learning rate (linear schedule, 10%% warmup)")
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--base-model", help="sentence-transformers folder to fine-tune (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--model-name", help="display name for --base-model")

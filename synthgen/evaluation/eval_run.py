@@ -245,7 +245,7 @@ def cmd_eval(args) -> int:
     opts = EvalOptions(
         data=Path(args.data), output_dir=Path(args.output), sources=tuple(args.sources),
         seeds=tuple(range(args.seed_start, args.seed_start + args.seeds)), max_train_queries=args.max_train_queries,
-        max_steps=args.max_steps, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
         model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline)
     out = run_eval(opts)
