@@ -81,8 +81,11 @@ def test_compare_conditions_by_hand():
     seed_means = [0.45, 0.45]
     assert got["mean"] == pytest.approx(sum(seed_means) / 2) and got["std"] == pytest.approx(0.0, abs=1e-12)
     assert got["delta"] == pytest.approx(0.1) and got["queries"] == 4 and got["seeds"] == 2
-    assert got["bootstrap_p"] < 0.01 and got["beats"] is True
+    assert got["bootstrap_p"] < 0.01 and got["ttest_p"] < 0.01 and got["beats"] is True
     assert got["bar"] == pytest.approx(0.005)
+    # Three queries all better by a lot: the bootstrap says p ~ 0, the t-test does not agree: no win.
+    few = compare_conditions([[0.5, 0.9, 0.3]], [[0.2, 0.4, 0.25]], resamples=1000)
+    assert few["bootstrap_p"] < 0.01 and few["ttest_p"] > 0.05 and few["beats"] is False
     # A gain below the floor of 0.005 never counts, however consistent.
     small = compare_conditions([[x + 0.004 for x in base[0]]] * 2, base, resamples=1000)
     assert small["delta"] == pytest.approx(0.004) and small["bootstrap_p"] < 0.01 and small["beats"] is False

@@ -224,7 +224,7 @@ def _statistics(results: dict[str, Any], per_query: dict[str, dict[str, list]], 
     out: dict[str, Any] = {"baseline": baseline,
                            "significance": "paired bootstrap over test queries (and scipy's paired t-test) of the "
                                            "seed-averaged per-query nDCG@10 against the baseline; `beats` = delta >= "
-                                           "max(0.005, 2 x the larger seed std) and bootstrap p < 0.05"}
+                                           "max(0.005, 2 x the larger seed std) and p < 0.05 in both tests"}
     trained = {n: e["dev_ndcg@10"] for n, e in results.items() if n != "zero-shot" and "dev_ndcg@10" in e}
     if trained:  # choose on dev, report on test
         out["best_on_dev"] = max(trained, key=trained.get)
