@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF,)
 LLAMA_PIN := llama-cpp-python[server]==0.3.36
 
-.PHONY: install install-vllm generate test test-slow eval bench clean
+.PHONY: install install-vllm generate test test-slow eval eval-18 bench clean
 
 install: $(STAMP)
 
@@ -46,6 +46,14 @@ test: install
 # 2 CPU cores; e.g. ARGS='--max-train-queries 50 --seeds 2' (~45 min) for a shorter run. See README.
 eval: install
 	$(BIN)/synthgen eval --data $(DATA) $(ARGS)
+
+# Issue 18's measurement (meant for a GPU machine): Cranfield and NFCorpus, in-batch / BM25 / dense / synthetic /
+# hybrid, each with MNRL and MarginMSE, 3 seeds, paired tests vs dense; outputs/eval/<dataset>/report.md.
+EVAL18 ?= --sources none bm25 dense synthetic hybrid --loss both --seeds 3
+NF_QUERIES ?= 100
+eval-18: install
+	$(BIN)/synthgen eval --data ../shared/data/cranfield $(EVAL18) $(ARGS)
+	$(BIN)/synthgen eval --data ../shared/data/nfcorpus $(EVAL18) --max-train-queries $(NF_QUERIES) $(ARGS)
 
 # synthgen stages vs the plain way (outputs/bench/results.json); ARGS='--rss-docs 100000' for a smaller corpus.
 bench: install

@@ -4,7 +4,7 @@ commands:
   generate   the whole pipeline (read, prompt, generate, validate, write) into outputs/<run>
   mine       BM25 / dense / random negatives (optionally mixed with LLM ones), validated, into outputs/<run>
   validate   the validation stage alone on a candidates file
-  export     a run in a trainer's format (triplet, n-tuple, labeled-pair, flagembedding, tevatron[-v2], hub)
+  export     a run in a trainer's format (triplet, n-tuple, labeled-pair, margin-mse, flagembedding, tevatron[-v2], hub)
   push       publish a run to the Hugging Face Hub (one config per training format)
   prompts    list the strategies, or show what one sends
   config     every config key with type, default and help; or the resolved config

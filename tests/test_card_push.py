@@ -31,8 +31,8 @@ def test_card_of_a_mine_run_renders_every_count(mined_run):
     meta = _front_matter(text)
     assert meta["synthgen"]["kept"] == info["counts"]["kept"] and meta["synthgen"]["command"] == "mine"
     assert meta["size_categories"] == ["n<1K"] and "text-retrieval" in meta["task_categories"]
-    assert [c["config_name"] for c in meta["configs"]] == ["triplet", "n-tuple", "pair-score", "pair-label", "full",
-                                                           "rejects"]
+    assert [c["config_name"] for c in meta["configs"]] == ["triplet", "n-tuple", "pair-score", "pair-label",
+                                                           "margin-mse", "full", "rejects"]
     assert meta["license"] == "unknown" and meta["language"] == ["en"]  # Cranfield: detected, not hard-coded
     rows = _table_rows(text)
     for key, value in info["counts"].items():

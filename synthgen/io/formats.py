@@ -18,8 +18,8 @@ from synthgen.core.schema import Batch
 log = logging.getLogger(__name__)
 
 
-FORMATS = ("triplet", "n-tuple", "labeled-pair", "flagembedding", "tevatron", "tevatron-v2", "hub")
-DATASET_FORMATS = ("triplet", "n-tuple", "labeled-pair")
+FORMATS = ("triplet", "n-tuple", "labeled-pair", "margin-mse", "flagembedding", "tevatron", "tevatron-v2", "hub")
+DATASET_FORMATS = ("triplet", "n-tuple", "labeled-pair", "margin-mse")
 # labeled-pair label families: the column name is what sentence-transformers' losses look for.
 LABELS = {"score": "float teacher score (CoSENTLoss, AnglELoss, distillation)",
           "binary": "1 for a positive, 0 for a negative (ContrastiveLoss, OnlineContrastiveLoss)"}

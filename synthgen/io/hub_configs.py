@@ -15,6 +15,8 @@ CONFIGS: dict[str, tuple[str, str]] = {
                    "only the order within a batch matters to these losses)"),
     "pair-label": ("anchor, passage, label",
                    "ContrastiveLoss / OnlineContrastiveLoss: binary label, 1 = positive, 0 = negative"),
+    "margin-mse": ("anchor, positive, negative, label (float margin)",
+                   "MarginMSELoss distillation: label = the validation scorer's score(q, positive) - score(q, negative)"),
     "full": ("anchor, positive, negative + provenance (ids, source, strategy, model, template_hash, scores)",
              "inspection and filtering; `select_columns([\"anchor\", \"positive\", \"negative\"])` before training"),
     "rejects": ("the `full` columns + stage, reason, rule, details", "what validation dropped, and why (not for training)"),

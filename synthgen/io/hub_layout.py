@@ -48,6 +48,7 @@ def config_tables(run: str | Path, num_negatives: int | None = None) -> dict[str
     from datasets import load_from_disk
 
     from synthgen.io.formats import load_rows, source_dataset, to_labeled_pair, to_n_tuple, to_triplet
+    from synthgen.io.margin_mse import to_margin_mse
 
     rows = load_rows(run)
     if not rows["anchor"]:
@@ -58,6 +59,10 @@ def config_tables(run: str | Path, num_negatives: int | None = None) -> dict[str
     except LoaderError as exc:
         log.warning("config pair-score left out: %s", exc)
     tables["pair-label"] = to_labeled_pair(rows, "binary")[0]
+    try:
+        tables["margin-mse"] = to_margin_mse(rows)[0]
+    except LoaderError as exc:
+        log.warning("config margin-mse left out: %s", exc)
     tables["full"] = load_from_disk(str(source_dataset(run))).data.table
     rejects = Path(run) / "rejects"
     if (rejects / "state.json").is_file():

@@ -1,0 +1,63 @@
+"""Fine-tuning for `synthgen eval`: a bi-encoder trained on (query, positive[, negative]) rows with
+MultipleNegativesRankingLoss (`mnrl`) or on (query, positive, negative, margin) rows with MarginMSELoss
+(`margin-mse`, distilling the validation scorer's score margins); both for the same number of steps."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+LOSSES = ("mnrl", "margin-mse")
+
+
+def loss_classes():
+    """(MultipleNegativesRankingLoss, MarginMSELoss, BatchSamplers) across sentence-transformers versions."""
+    try:  # sentence-transformers >= 6.1 moved these
+        from sentence_transformers.base.sampler import BatchSamplers
+        from sentence_transformers.sentence_transformer.losses import MarginMSELoss, MultipleNegativesRankingLoss
+    except ImportError:
+        from sentence_transformers.losses import MarginMSELoss, MultipleNegativesRankingLoss
+        from sentence_transformers.training_args import BatchSamplers
+    return MultipleNegativesRankingLoss, MarginMSELoss, BatchSamplers
+
+
+def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[str] | None,
+                    seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
+                    max_seq_length: int = 128, max_steps: int | None = None, loss: str = "mnrl",
+                    margins: list[float] | None = None) -> Any:
+    """Train a copy of `base_model`; returns it. `margin-mse` needs negatives and one teacher margin per row."""
+    from datasets import Dataset
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
+
+    import torch
+
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+    if loss == "margin-mse" and (negatives is None or margins is None or len(margins) != len(anchors)):
+        raise ValueError("margin-mse needs a negative and a teacher margin for every row")
+    mnrl, margin_mse, samplers = loss_classes()
+    on_gpu = torch.cuda.is_available()
+    model = SentenceTransformer(base_model, device="cuda" if on_gpu else "cpu")
+    model.max_seq_length = max_seq_length
+    columns: dict[str, list] = {"anchor": anchors, "positive": positives}
+    if negatives is not None:
+        columns["negative"] = negatives
+    if loss == "margin-mse":
+        columns["label"] = [float(m) for m in margins]
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=batch_size, learning_rate=lr,
+        # transformers 5: a float warmup_steps below 1 is a share of the steps (warmup_ratio is gone).
+        num_train_epochs=epochs, warmup_steps=0.1,
+        # Every condition trains the same number of steps, whatever the sampler does with duplicates.
+        max_steps=max_steps or math.ceil(len(anchors) / batch_size) * epochs, seed=seed, data_seed=seed,
+        report_to="none", save_strategy="no", logging_steps=10, disable_tqdm=True, use_cpu=not on_gpu,
+        # Duplicate texts in one batch would be false in-batch negatives (MNRL); harmless for MarginMSE.
+        batch_sampler=samplers.NO_DUPLICATES,
+    )
+    loss_fn = mnrl(model) if loss == "mnrl" else margin_mse(model)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
+                                         loss=loss_fn)
+    trainer.train()
+    return model
