@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import random
 
+from synthgen.validate.scorer import trim_oldest
+
 # IDF is estimated on at most this many passages (seeded sample): enough for stable weights, bounded cost on
 # corpora of millions.
 IDF_SAMPLE = 100_000
+# Rows kept in memory: a sparse row is a scipy object of ~1 KB, so an unbounded memo grew with every query.
+ROW_CACHE_SIZE = 20_000
 
 
 class TfidfEncoder:
@@ -39,6 +43,7 @@ class TfidfEncoder:
 
         if self.vectorizer is None:
             self._fit()
+        trim_oldest(self._rows, ROW_CACHE_SIZE)
         new = [t for t in dict.fromkeys(texts) if t not in self._rows]
         if new:
             for text, row in zip(new, self.vectorizer.transform(new)):
