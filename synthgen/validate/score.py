@@ -86,7 +86,8 @@ class ScoreFilter(Step):
         return None
 
     def _reference_pairs(self, batch: Batch) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
-        """Per query in the batch: the positives the weakest reference is taken over, and its floor passages."""
+        """Per query in the batch: the positives its weakest reference is taken over (reference: weakest), its
+        floor passages, and its text."""
         query_of: dict[str, str] = {}
         known: dict[str, dict[str, None]] = {}  # every known positive of the query, in order
         for qid, query, pos in zip(batch["query_id"], batch["query"], batch["positive"]):
