@@ -191,3 +191,29 @@ def test_prompts_are_put_before_queries_and_passages(minilm):
     assert e5.score([q], [p])[0] == pytest.approx(float(vq @ vp), abs=1e-5)
     assert plain.score([q], [p])[0] != pytest.approx(e5.score([q], [p])[0], abs=1e-4)
     assert e5.embed([p])[0] == pytest.approx(vp, abs=1e-5)
+
+
+def test_tfidf_idf_sample_reads_only_the_sampled_passages(monkeypatch):
+    """A corpus larger than the IDF sample is read at the sampled positions only, never whole."""
+    import synthgen.validate.lexical as lexical
+
+    class LazyPool:  # a corpus that reads texts on demand, recording which
+        def __init__(self, n):
+            self.n, self.read = n, []
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            self.read.append(i)
+            return f"tides moon gravity passage number {i} " + ("ocean" if i % 2 else "coast")
+
+    monkeypatch.setattr(lexical, "IDF_SAMPLE", 50)
+    pool = LazyPool(1000)
+    enc = lexical.TfidfEncoder(pool)
+    rows = enc.embed(["tides and the moon", "coast"])
+    assert len(pool.read) == 50 and len(set(pool.read)) == 50
+    assert rows.shape[0] == 2 and rows.shape[1] == len(enc.vectorizer.vocabulary_)
+    other = LazyPool(1000)
+    lexical.TfidfEncoder(other).embed(["coast"])
+    assert other.read == pool.read  # seeded: the same sample in every run and worker

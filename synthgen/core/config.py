@@ -154,7 +154,8 @@ class ValidateConfig(_Section):
     # Hardness: a floor from random passages, optional floors and a per-query cap.
     random_floor: float | None = Field(0.5, ge=0, le=1, description="drop a negative scoring below this quantile of "
                                        "random passages' scores for its query (0.5 = their median); empty = off")
-    random_samples: int = Field(16, ge=1, description="random passages drawn per query for the floor")
+    random_samples: int = Field(16, ge=1, description="random passages each query's floor is measured on "
+                                "(one seeded draw for the whole run, minus the query's own positives)")
     min_score: float | None = Field(None, description="drop negatives scoring below this (too easy)")
     min_relative: float | None = Field(None, description="drop negatives scoring below this share of the positive's")
     top_k: int | None = Field(None, ge=1, description="keep only the k hardest negatives per (query, positive)")

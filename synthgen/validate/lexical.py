@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import random
 
+from synthgen.validate.scorer import trim_oldest
+
 # IDF is estimated on at most this many passages (seeded sample): enough for stable weights, bounded cost on
 # corpora of millions.
 IDF_SAMPLE = 100_000
+# Rows kept in memory: a sparse row is a scipy object of ~1 KB, so an unbounded memo grew with every query.
+ROW_CACHE_SIZE = 20_000
 
 
 class TfidfEncoder:
@@ -28,9 +32,11 @@ class TfidfEncoder:
     def _fit(self) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        texts = list(dict.fromkeys(self.pool))
-        if len(texts) > IDF_SAMPLE:
-            texts = random.Random(self.seed).sample(texts, IDF_SAMPLE)
+        # Positions are sampled before any text is read: a lazy corpus of millions is never held in memory
+        # (reading all 1M texts into a dict first raised peak RSS by ~300 MiB).
+        n = len(self.pool)
+        picks = sorted(random.Random(self.seed).sample(range(n), IDF_SAMPLE)) if n > IDF_SAMPLE else range(n)
+        texts = list(dict.fromkeys(self.pool[i] for i in picks))
         self.vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2 if len(texts) > 20 else 1)
         self.vectorizer.fit(texts)
 
@@ -39,6 +45,7 @@ class TfidfEncoder:
 
         if self.vectorizer is None:
             self._fit()
+        trim_oldest(self._rows, ROW_CACHE_SIZE)
         new = [t for t in dict.fromkeys(texts) if t not in self._rows]
         if new:
             for text, row in zip(new, self.vectorizer.transform(new)):

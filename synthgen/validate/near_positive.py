@@ -52,17 +52,23 @@ class NearPositiveFilter(Filter):
         for i, (qid, nid) in enumerate(zip(batch["query_id"], ids)):
             if nid:
                 rows_by_query.setdefault(qid, []).append(i)
+        known_by_query = {qid: list(dict.fromkeys(self.positives_by_query.get(qid, []) +
+                                                  [batch["positive"][i] for i in rows]))
+                          for qid, rows in rows_by_query.items()}
+        # One encoder call for the whole batch (a bi-encoder encodes it in one length-sorted pass).
+        texts = list(dict.fromkeys([t for known in known_by_query.values() for t in known] +
+                                   [batch["negative"][i] for rows in rows_by_query.values() for i in rows]))
+        at = {t: i for i, t in enumerate(texts)}
+        emb = self.encoder.embed(texts) if texts else None
         for qid, rows in rows_by_query.items():
-            known = list(dict.fromkeys(self.positives_by_query.get(qid, []) +
-                                       [batch["positive"][i] for i in rows]))
-            pos_emb = self.encoder.embed(known)
+            pos_emb = emb[[at[t] for t in known_by_query[qid]]]
             threshold = own_threshold(pos_emb, self.quantile)
             how = f"q{self.quantile:g} of the positives' nearest-positive similarity"
             if threshold is None:
                 threshold, how = self.fallback, "fallback (one known positive)"
             if threshold is None:
                 continue
-            sims = similarities(self.encoder.embed([batch["negative"][i] for i in rows]), pos_emb)
+            sims = similarities(emb[[at[batch["negative"][i]] for i in rows]], pos_emb)
             for i, row_sims in zip(rows, sims):
                 best = float(row_sims.max())
                 if best >= threshold:

@@ -7,7 +7,6 @@ is 1.0 when the negative scores like its positive, and stays meaningful for nega
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from synthgen.core.config import ValidateConfig
 from synthgen.core.schema import Batch
 from synthgen.core.step import Filter, Reject, Step, reason_columns
+from synthgen.validate.floor import FloorDraw
 from synthgen.validate.scorer import Scorer
 
 
@@ -30,8 +30,9 @@ class ScoreFilter(Step):
 
     The reference a negative is compared with is the pair's own positive (`validate.reference: pair`) or the
     *weakest* known positive of its query (`weakest`, as in NV-Retriever's TopK-PercPos and sentence-transformers'
-    margins). The hardness floor drops a negative easier than the median of random passages (`random_pool`)
-    for its query. Mined rows skip the answerability rules unless `mined_answers_query` says otherwise.
+    margins). The hardness floor drops a negative easier than the median of its query's scores for random
+    passages (`random_pool`; one draw for the whole run, validate/floor.py). Mined rows skip the
+    answerability rules unless `mined_answers_query` says otherwise.
     """
 
     name = "validate"
@@ -44,7 +45,10 @@ class ScoreFilter(Step):
         self.scorer, self.cfg = scorer, cfg
         self.weak_below = cfg.weak_positive
         self.positives_by_query = positives_by_query or {}
-        self.random_pool = random_pool or []
+        self.floor = None
+        if cfg.random_floor is not None and random_pool:
+            most = max((len(v) for v in self.positives_by_query.values()), default=0)
+            self.floor = FloorDraw(random_pool, cfg.random_samples, most)
         from synthgen.validate.scorer import CrossEncoderScorer
 
         mode = cfg.mined_answers_query
@@ -81,10 +85,9 @@ class ScoreFilter(Step):
                           quantile=cfg.random_floor, floor=floor)
         return None
 
-    def _per_query(self, batch: Batch) -> tuple[dict[str, float], dict[str, float]]:
-        """Per query in the batch: the weakest known positive's score, and the random-passage floor."""
-        weakest: dict[str, float] = {}
-        floors: dict[str, float] = {}
+    def _reference_pairs(self, batch: Batch) -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
+        """Per query in the batch: the positives its weakest reference is taken over (reference: weakest), its
+        floor passages, and its text."""
         query_of: dict[str, str] = {}
         known: dict[str, dict[str, None]] = {}  # every known positive of the query, in order
         for qid, query, pos in zip(batch["query_id"], batch["query"], batch["positive"]):
@@ -92,23 +95,25 @@ class ScoreFilter(Step):
                 query_of[qid] = query
                 known[qid] = dict.fromkeys(self.positives_by_query.get(qid, []))
             known[qid][pos] = None
-        for qid, query in query_of.items():
-            own = list(known[qid])
-            if self.cfg.reference == "weakest":
-                weakest[qid] = min(self.scorer.score([query] * len(own), own))
-            if self.cfg.random_floor is not None and self.random_pool:
-                draw = random_sample(self.random_pool, self.cfg.random_samples, qid, set(own))
-                if draw:
-                    floors[qid] = float(np.quantile(self.scorer.score([query] * len(draw), draw),
-                                                    self.cfg.random_floor))
-        return weakest, floors
+        own = {q: list(k) for q, k in known.items()} if self.cfg.reference == "weakest" else {}
+        floor: dict[str, list[str]] = {}
+        if self.floor is not None:
+            floor = {q: draw for q in known if (draw := self.floor.for_query(set(known[q])))}
+        return own, floor, query_of
 
     def __call__(self, batch: Batch) -> Batch:
         n = len(batch["query"])
-        # One call: a positive repeats across its query's candidates and is scored once (cache).
-        scores = self.scorer.score(batch["query"] * 2, batch["positive"] + batch["negative"])
-        pos, neg = scores[:n], scores[n:]
-        weakest, floors = self._per_query(batch)
+        own, floor, query_of = self._reference_pairs(batch)
+        # One scorer call for the batch: candidates, the weakest-reference positives and every query's floor
+        # passages; repeated pairs (a positive across its query's candidates) are scored once (cache), and a
+        # bi-encoder encodes the batch's new texts in one length-sorted pass.
+        extra = [(q, p) for group in (own, floor) for q, texts in group.items() for p in texts]
+        scores = self.scorer.score(batch["query"] * 2 + [query_of[q] for q, _ in extra],
+                                   batch["positive"] + batch["negative"] + [p for _, p in extra])
+        pos, neg, rest = scores[:n], scores[n:2 * n], iter(scores[2 * n:])
+        weakest = {q: min(next(rest) for _ in texts) for q, texts in own.items()}
+        floors = {q: float(np.quantile([next(rest) for _ in texts], self.cfg.random_floor))
+                  for q, texts in floor.items()}
         ref = [weakest.get(q, p) for q, p in zip(batch["query_id"], pos)]
         diffs = [difficulty(r, s) for r, s in zip(ref, neg)]
         return {
@@ -120,14 +125,6 @@ class ScoreFilter(Step):
                               for r, s, d, q, nid in zip(ref, neg, diffs, batch["query_id"],
                                                          batch.get("negative_id") or [None] * n)]),
         }
-
-
-def random_sample(pool: list[str], k: int, key: str, exclude: set[str] = frozenset()) -> list[str]:
-    """Up to k passages drawn from the pool (never one of `exclude`, the query's own positives), seeded by the
-    query id: the same draw in any batch order or worker."""
-    rng = np.random.default_rng(zlib.crc32(key.encode("utf-8")))
-    picks = rng.choice(len(pool), size=min(k + len(exclude), len(pool)), replace=False)
-    return [pool[i] for i in picks if pool[i] not in exclude][:k]
 
 
 class HardestFilter(Filter):
