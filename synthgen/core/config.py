@@ -199,8 +199,9 @@ class MineConfig(_Section):
     range_max: int = Field(500, ge=1, description="mine only ranks below this (after removing the positives); "
                                                   "deep enough that a query with many positives still has a "
                                                   "candidate for each after near_positive")
-    reuse: int = Field(8, ge=1, description="a mined passage may be the negative of up to this many positives of "
-                                             "the same query")
+    reuse: int | None = Field(None, ge=1, description="a mined passage may be the negative of up to this many "
+                                                    "positives of the same query; empty = no limit (with pick: shared, "
+                                                    "every positive takes its query's hardest survivors)")
     deal: Literal["round_robin", "same"] = Field(
         "round_robin", description="how a query's ranked passages go to its positives: round_robin = distinct "
                                    "ones per positive; same = every positive gets the query's top k (as "

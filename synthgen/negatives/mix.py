@@ -54,7 +54,9 @@ class MixFilter(Filter):
 
 class SharedMix(Step):
     """Each (query, positive) takes, per source, the `quotas[source]` hardest surviving corpus passages of its
-    query that fewer than `reuse` positives of the query already took (positives in input order).
+    query that fewer than `reuse` positives of the query already took (positives in input order; None: no limit,
+    so every pair takes its query's hardest survivors, as sentence-transformers gives all positives of a query
+    the same negatives).
 
     A pair may take a passage that was dealt to another positive of its query: the row is then copied with this
     pair's positive, its positive score (scored here when none of its rows survived) and difficulty, after the
@@ -67,7 +69,7 @@ class SharedMix(Step):
              "difficulty")
     counters = ("shared",)  # summed over Ray workers like every step counter
 
-    def __init__(self, quotas: dict[str, int], reuse: int, pairs_by_query: dict[str, list[tuple[str, str]]],
+    def __init__(self, quotas: dict[str, int], reuse: int | None, pairs_by_query: dict[str, list[tuple[str, str]]],
                  scorer, length_ratio: tuple[float, float] = (0.0, float("inf")), reference: str = "pair"):
         # pairs_by_query: query id -> [(positive_id, positive)] of every input pair, in input order.
         self.quotas, self.reuse, self.pairs_by_query = quotas, reuse, pairs_by_query
@@ -115,7 +117,7 @@ class SharedMix(Step):
                 for nid in order:
                     if taken >= quota:
                         break
-                    if used[nid] >= self.reuse:
+                    if self.reuse is not None and used[nid] >= self.reuse:
                         continue
                     mine = next((i for i in passages[nid] if batch["positive_id"][i] == pid), None)
                     if mine is None and not self._fits(batch["negative"][passages[nid][0]], pos):

@@ -96,7 +96,8 @@ class MinedSource(Step):
             for j, i in enumerate(rows):
                 # Round-robin: each positive gets distinct, equally hard ones; when the window is short a
                 # passage serves up to `reuse` positives of the query (its repeats come after every first use).
-                mine = window[:cfg.k] if same else (window * cfg.reuse)[j::len(rows)][:cfg.k]
+                repeats = min(cfg.reuse or len(rows), len(rows))  # no limit: at most every positive
+                mine = window[:cfg.k] if same else (window * repeats)[j::len(rows)][:cfg.k]
                 self.short_pairs += len(mine) < cfg.k
                 for idx in mine:
                     for col in ("query_id", "query", "positive_id", "positive"):
