@@ -75,7 +75,8 @@ $(VSTAMP): pyproject.toml
 
 # Real engines (vLLM in process, vLLM's OpenAI server, llama.cpp) in .venv-vllm; VLLM_CPU_KVCACHE_SPACE keeps
 # the KV cache at 2 GiB on CPU. Add ARGS='-k name' to pick tests.
-test-slow: install-vllm
+test-slow: install install-vllm
+	$(BIN)/python -m pytest -q -m long $(ARGS)
 	VLLM_CPU_KVCACHE_SPACE=2 $(VBIN)/python -m pytest -q -m slow -s $(ARGS)
 
 clean:

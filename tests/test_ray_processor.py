@@ -61,6 +61,7 @@ def test_processor_answers_are_what_a_local_run_reads_and_a_rerun_sends_nothing(
     same_rows(again, on_ray, "rejects")
 
 
+@pytest.mark.long  # ~2.5 min; make test-slow runs it (the step path's kill -9 test stays in make test)
 def test_kill9_during_the_processor_then_rerun_repeats_no_cached_request(tmp_path):
     """The processor writes each batch of answers (ray.llm_batch_size=2) to the cache as it comes out: after a
     kill -9 of the whole run, the rerun sends only the prompts the cache does not hold."""

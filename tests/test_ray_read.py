@@ -67,3 +67,27 @@ def test_parquet_and_jsonl_and_saved_dataset_read_the_same(tmp_path, ray_cluster
     Dataset.from_list(table).save_to_disk(str(tmp_path / "saved"))
     pairs, _ = _both(f"input.path={tmp_path / 'saved'}")
     assert pairs["positive_id"][0] == "p0"  # no positive_id column: the row number, as locally
+
+
+def test_a_line_ray_data_cannot_read_falls_back_to_the_local_reader(tmp_path, ray_cluster, caplog):
+    """A raw invalid-UTF-8 line stops pyarrow's reader; the run reads the file with synthgen's reader instead,
+    which skips and counts it (as locally); broken JSON is the same one-line error as locally."""
+    from synthgen.core.errors import LoaderError
+    from synthgen.runners.execute import read_pairs
+
+    path = tmp_path / "pairs.jsonl"
+    good = [json.dumps({"query": f"q{i}", "positive": f"passage {i} about tides"}).encode() for i in range(3)]
+    path.write_bytes(b"\n".join([good[0], b'{"query": "\xff\xfe broken", "positive": "x"}', good[1], good[2]]) + b"\n")
+    cfg = load_config(None, [f"input.path={path}", "runner=ray"])
+    pairs, stats = read_pairs(cfg)
+    local, local_stats = load_input_with_stats(cfg.input)
+    assert pairs == local and stats.as_dict() == local_stats.as_dict()
+    assert pairs["query"] == ["q0", "q1", "q2"] and stats.as_dict()["skipped"] == {"invalid_utf8": 1}
+    assert "reading it with synthgen's reader instead" in caplog.text
+
+    path.write_bytes(b"\n".join([good[0], b"{not json", good[1]]) + b"\n")
+    with pytest.raises(LoaderError) as on_ray:
+        read_pairs(cfg)
+    with pytest.raises(LoaderError) as local_error:
+        load_input_with_stats(cfg.input)
+    assert str(on_ray.value) == str(local_error.value) and ":2: invalid JSON" in str(on_ray.value)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
 from synthgen.core.config import Config, ConfigError
+from synthgen.core.errors import LoaderError
 from synthgen.core.schema import Batch
 from synthgen.core.step import Step, StepStats, add_counters
 from synthgen.runners.local import Pipeline
+
+log = logging.getLogger(__name__)
 
 Worker = tuple[Callable[..., list[Step]], tuple]
 
@@ -22,7 +26,15 @@ def read_pairs(cfg: Config):
         from synthgen.runners.ray_runner import init_ray
 
         init_ray(cfg.ray)
-        return read_pairs_on_ray(cfg.input)
+        try:
+            return read_pairs_on_ray(cfg.input)
+        except LoaderError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a line that is not JSON or UTF-8 stops pyarrow's reader
+            # One bad line must not kill the job: synthgen's own reader skips and counts it (same pairs).
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+            log.warning("ray.data could not read %s (%s): reading it with synthgen's reader instead",
+                        cfg.input.path, why)
     from synthgen.io.read import load_input_with_stats
 
     return load_input_with_stats(cfg.input)

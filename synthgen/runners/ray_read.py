@@ -9,8 +9,9 @@
 Rows are numbered while read (`preserve_order`, `monotonically_increasing_id`), so after the reads the pairs are
 in file order; the dataset-wide rules of the local reader (empty, repeated and missing pairs, truncation,
 max_queries) then run on them through io.read's own `finish_pairs`, and the skip counts are the same.
-Not as locally: a line that is not valid JSON or UTF-8 stops the read (pyarrow's JSON reader) instead of being
-skipped and counted; a corpus id given twice is not counted as duplicate_id.
+A file pyarrow's JSON reader cannot read (a raw invalid-UTF-8 line, broken JSON) is read again by synthgen's own
+reader (runners/execute.read_pairs): the bad line is skipped and counted, or the same one-line error, as locally.
+Not as locally: a corpus id given twice is not counted as duplicate_id.
 """
 
 from __future__ import annotations
