@@ -145,6 +145,28 @@ def test_shared_mix_gives_each_positive_the_querys_hardest_free_passage():
     assert len(out["reason"]) == 6 + 3  # every input row, plus the copies
 
 
+def test_shared_mix_without_a_reuse_limit_gives_every_positive_the_querys_hardest_survivor():
+    from synthgen.negatives.mix import SharedMix
+
+    class FixedScorer:
+        def score(self, queries, passages):
+            return [0.5] * len(queries)
+
+    pos = "A positive passage of a reasonable length."
+    rows = [("p1", "a", 0.9), ("p1", "b", 0.3), ("p2", "c", 0.5)]
+    batch = {"query_id": ["q"] * 3, "query": ["Q"] * 3, "positive_id": [r[0] for r in rows], "positive": [pos] * 3,
+             "negative": [f"Negative passage {r[1]} of a similar length." for r in rows],
+             "negative_id": [r[1] for r in rows], "source": ["dense"] * 3, "negative_score": [r[2] for r in rows],
+             "positive_score": [0.6] * 3, "difficulty": [1.5, 0.5, 0.8]}
+    pairs = {"q": [(p, pos) for p in ("p1", "p2", "p3")]}
+    out = SharedMix({"dense": 1}, None, pairs, FixedScorer())(batch)
+    kept = {(p, n) for p, n, r in zip(out["positive_id"], out["negative_id"], out["reason"]) if r is None}
+    assert kept == {("p1", "a"), ("p2", "a"), ("p3", "a")}
+    rejected = {n: (str(r), json.loads(d)) for n, r, d in zip(out["negative_id"], out["reason"], out["details"]) if r}
+    assert rejected["c"] == ("over_quota (source=dense: passage rank 2 of the query, taken by 0 of its positives)",
+                             {"source": "dense", "rank": 2, "used": 0, "reuse": None})
+
+
 def test_bm25_on_full_cranfield_excludes_every_judged_passage():
     """10 queries against the full 1,400-passage corpus: no qrels-judged passage comes out, window respected."""
     from synthgen.core.config import InputConfig

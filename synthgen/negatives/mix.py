@@ -106,6 +106,7 @@ class SharedMix(Step):
         for (_, _, src), rows in own.items():
             over_quota(batch, rows, self.quotas.get(src, 0), src, reasons)
         pos_scores = self._positive_scores(batch) if shared else {}
+        limit = "" if self.reuse is None else " (reuse {reuse})"
         picked: set[int] = set()
         copies: list[tuple[int, str, str]] = []  # (row to copy, positive id, positive)
         for (q, src), passages in shared.items():
@@ -132,7 +133,7 @@ class SharedMix(Step):
                 for i in passages[nid]:
                     if i not in picked:
                         reasons[i] = Reject("over_quota", "source={source}: passage rank {rank} of the query, "
-                                            "taken by {used} of its positives (reuse {reuse})", source=src,
+                                            "taken by {used} of its positives" + limit, source=src,
                                             rank=rank, used=used[nid], reuse=self.reuse)
         out = {**batch, **reason_columns(reasons)}
         if not copies:

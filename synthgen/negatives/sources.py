@@ -93,10 +93,10 @@ class MinedSource(Step):
                 if len(kept) >= limit:
                     break
             window = kept[cfg.range_min:] if miner.windowed else kept
+            repeats = min(cfg.reuse or len(rows), len(rows))  # no limit: at most every positive
             for j, i in enumerate(rows):
                 # Round-robin: each positive gets distinct, equally hard ones; when the window is short a
                 # passage serves up to `reuse` positives of the query (its repeats come after every first use).
-                repeats = min(cfg.reuse or len(rows), len(rows))  # no limit: at most every positive
                 mine = window[:cfg.k] if same else (window * repeats)[j::len(rows)][:cfg.k]
                 self.short_pairs += len(mine) < cfg.k
                 for idx in mine:
