@@ -6,7 +6,7 @@ from synthgen.core.package_data import default_prompts_dir
 from synthgen.llm.backend import Backend
 from synthgen.llm.generate import GenerateStep
 from synthgen.llm.prompt import PromptError, PromptStep, load_templates, parse_template
-from synthgen.negatives.edit import remove_answer_sentences, split_sentences
+from synthgen.negatives.edit import answer_removed_variants, remove_answer_sentences, split_sentences
 from synthgen.validate.scorer import Scorer
 
 
@@ -36,6 +36,36 @@ def test_removes_the_answer_sentence_not_the_title():
 
 def test_nothing_left_is_none():
     assert remove_answer_sentences(["queen"], ["A queen honeybee can live for years."], WordScorer()) == [None]
+
+
+LONG_POS = ("Honeybee castes. A queen honeybee can live for three to five years in a hive. "
+            "Worker honeybee adults live for about six weeks in summer. "
+            "Drones die after mating with a queen in flight. The colony overwinters as a cluster of bees.")
+
+
+def test_variants_cut_one_more_ranked_sentence_each():
+    q = "how long can a queen honeybee live"
+    (variants,) = answer_removed_variants([q], [LONG_POS], WordScorer(), max_variants=3)
+    # WordScorer ranks: the queen's lifespan (5 shared words) > workers (2) = drones (2; a tie keeps text order)
+    # > the colony (1); each variant removes the next one; the short title is never removed.
+    s = split_sentences(LONG_POS)
+    assert variants == [" ".join([s[0], s[2], s[3], s[4]]), " ".join([s[0], s[3], s[4]]), " ".join([s[0], s[4]])]
+    assert variants[0] == remove_answer_sentences([q], [LONG_POS], WordScorer())[0]
+    assert answer_removed_variants([q], [LONG_POS], WordScorer(), max_variants=1) == [variants[:1]]
+    # Never down to the title alone: POS has two long sentences, so one cut is the most there can be.
+    (two,) = answer_removed_variants(["how long can a queen honeybee live"], [POS], WordScorer(), max_variants=3)
+    assert two == ["Queen bee lifespan. She mates early in life and lays eggs all summer long in the hive."]
+    assert answer_removed_variants(["queen"], ["A queen honeybee can live for years."], WordScorer()) == [[]]
+
+
+def test_prompt_step_gives_n_variants_as_candidates():
+    templates = load_templates(default_prompts_dir(), ["answer_removed"])
+    rows = PromptStep(templates, 2, WordScorer())({"query_id": ["a"], "query": ["how long can a queen honeybee live"],
+                                                    "positive_id": ["p"], "positive": [LONG_POS]})
+    out = GenerateStep(NoCalls())(rows)
+    assert out["negative"] == answer_removed_variants(["how long can a queen honeybee live"], [LONG_POS],
+                                                      WordScorer(), 2)[0]
+    assert len(set(out["negative"])) == 2 and out["reason"] == [None, None]
 
 
 def test_prompt_step_marks_not_applicable_rows(tmp_path):

@@ -15,6 +15,8 @@ from synthgen.llm.generate import GenerateStep
 from synthgen.runners.local import Pipeline
 
 HYBRID_ORDER = ("synthetic", "bm25", "dense")
+# answer_removed edits per pair, each cutting one more sentence; validation and the mix pick one (issue 18: yield).
+SYNTHETIC_VARIANTS = 3
 
 
 class TemplateOnlyBackend(Backend):
@@ -171,7 +173,7 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     cfg = opts.config
     scorer = scorer or eval_scorer(opts, model, model_name)
     templates = load_templates(cfg.prompts.dir, ["answer_removed"])
-    synth = TemplateSynthetic(templates, scorer, 1)
+    synth = TemplateSynthetic(templates, scorer, SYNTHETIC_VARIANTS)
     sources: list[Step] = [synth]
     quotas = {"synthetic": 1}
     mcfg = _mine_cfg(opts, k=cfg.mine.k, range_min=cfg.mine.range_min, range_max=cfg.mine.range_max)

@@ -22,7 +22,14 @@ from synthgen.core.step import Reject, Step, reason_columns
 HEADER_OPEN, HEADER_CLOSE = "{#", "#}"
 REQUIRED_KEYS = ("name", "description", "strategy")
 # Variables a template can ask for in `needs:`; computed per row by the prompt step.
-COMPUTED_VARIABLES = ("answer_removed",)
+# answer_removed: the positive minus its answer sentences; answer_removed_variants: up to n such edits, each
+# cutting deeper (both found with the scorer).
+COMPUTED_VARIABLES = ("answer_removed", "answer_removed_variants")
+
+
+def needs_scorer(templates) -> bool:
+    """Some template asks for a variable the scorer computes."""
+    return any(name in t.needs for t in templates for name in COMPUTED_VARIABLES)
 
 
 class PromptError(ValueError):
@@ -136,15 +143,17 @@ class PromptStep(Step):
         self.n = negatives_per_prompt
         self.scorer = scorer
         self.env = make_env()
-        if any("answer_removed" in t.needs for t in templates) and scorer is None:
+        if needs_scorer(templates) and scorer is None:
             raise PromptError("a template needs answer_removed, which needs a scorer")
 
     def __call__(self, batch: Batch) -> Batch:
-        from synthgen.negatives.edit import remove_answer_sentences
+        from synthgen.negatives.edit import answer_removed_variants
 
         computed: dict[str, list] = {}
-        if any("answer_removed" in t.needs for t in self.templates):
-            computed["answer_removed"] = remove_answer_sentences(batch["query"], batch["positive"], self.scorer)
+        if needs_scorer(self.templates):  # one scoring pass serves both variables
+            variants = answer_removed_variants(batch["query"], batch["positive"], self.scorer, self.n)
+            computed["answer_removed"] = [v[0] if v else None for v in variants]
+            computed["answer_removed_variants"] = [v or None for v in variants]
         out = empty_batch(PROMPT_COLUMNS + ["source"])
         reasons: list[Reject | None] = []
         for i in range(len(batch["query"])):

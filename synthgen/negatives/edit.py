@@ -28,22 +28,42 @@ def remove_answer_sentences(queries: list[str], positives: list[str], scorer: Sc
     A sentence goes when it scores within (1 - keep_ratio) * |best| of the best one (an answer split
     over two near-equal sentences). None when nothing would be left.
     """
+    return [v[0] if v else None for v in answer_removed_variants(queries, positives, scorer, 1, keep_ratio,
+                                                                 min_words)]
+
+
+def answer_removed_variants(queries: list[str], positives: list[str], scorer: Scorer, max_variants: int = 3,
+                            keep_ratio: float = 0.98, min_words: int = 5) -> list[list[str]]:
+    """Per pair: up to `max_variants` edits of the positive, each removing more of its answer.
+
+    The first is `remove_answer_sentences`' (the best sentence and its near-ties); the next ones also remove
+    the next-ranked removable sentence, one more each time, while a sentence of `min_words` words is left.
+    One candidate may still answer the query (the answer spread over sentences) where a deeper cut does
+    not: validation drops those, and the mix keeps the hardest survivor. Empty when nothing can be removed.
+    """
     sentences = [split_sentences(p) for p in positives]
     flat_q = [q for q, ss in zip(queries, sentences) for _ in ss]
     flat_s = [s for ss in sentences for s in ss]
     scores = scorer.score(flat_q, flat_s) if flat_s else []
-    out: list[str | None] = []
+    out: list[list[str]] = []
     pos = 0
     for ss in sentences:
         mine = scores[pos:pos + len(ss)]
         pos += len(ss)
-        removable = [v for s, v in zip(ss, mine) if len(s.split()) >= min_words]
-        if len(ss) < 2 or not removable:
-            out.append(None)
+        long_enough = [len(s.split()) >= min_words for s in ss]
+        ranked = sorted((i for i in range(len(ss)) if long_enough[i]), key=lambda i: -mine[i])
+        if len(ss) < 2 or not ranked:
+            out.append([])
             continue
-        best = max(removable)
+        best = mine[ranked[0]]
         cut = best - (1.0 - keep_ratio) * abs(best)
-        kept = [s for s, v in zip(ss, mine) if v < cut or len(s.split()) < min_words]
-        # A title alone is not a passage.
-        out.append(" ".join(kept) if any(len(s.split()) >= min_words for s in kept) else None)
+        gone = {i for i in ranked if mine[i] >= cut}  # the best sentence and its near-ties
+        variants: list[str] = []
+        for extra in ranked[len(gone) - 1:][:max_variants]:
+            gone.add(extra)
+            kept = [i for i in range(len(ss)) if i not in gone]
+            if not any(long_enough[i] for i in kept):  # a title alone is not a passage
+                break
+            variants.append(" ".join(ss[i] for i in kept))
+        out.append(variants)
     return out

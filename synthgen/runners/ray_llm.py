@@ -39,12 +39,11 @@ class PromptKeys:
     the shared cache answers it already. Template-rendered and not-applicable prompts need no LLM: left out."""
 
     def __init__(self, cfg: Config, params: dict[str, Any], per_prompt: int, cache_path: str):
-        from synthgen.llm.prompt import PromptStep, load_templates
+        from synthgen.llm.prompt import PromptStep, load_templates, needs_scorer
         from synthgen.validate.scorer import load_scorer
 
         templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
-        needs_scorer = any("answer_removed" in t.needs for t in templates)
-        self.step = PromptStep(templates, per_prompt, load_scorer(cfg.scorer) if needs_scorer else None)
+        self.step = PromptStep(templates, per_prompt, load_scorer(cfg.scorer) if needs_scorer(templates) else None)
         self.params, self.cache = params, RunCache(cache_path)
 
     def __call__(self, table):
