@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from benchmarks.dedup_bench import naive_dedup
 from benchmarks.rss import write_synthetic_beir
 from synthgen.core.config import ValidateConfig
@@ -56,3 +60,25 @@ def test_bench_table_rows_goals_and_png(tmp_path):
     assert text[0].split("|")[1].strip() == "stage" and len(text) == 2 + len(rows)
     write_png(list(rows.values()), tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_rss_child_reports_its_own_peak_not_the_parents(tmp_path):
+    """A child's ru_maxrss carries the parent's high-water mark across fork+exec on Linux; the bench reads
+    the child's own VmHWM instead."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("needs Linux /proc")
+    ballast = bytearray(400 * 2**20)
+    for i in range(0, len(ballast), 4096):  # touch every page: resident in this (parent) process
+        ballast[i] = 1
+    code = ("import resource, json; from benchmarks.rss import own_peak_mib; "
+            "print(json.dumps([own_peak_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    own, inherited = json.loads(out.stdout)
+    assert inherited >= 400  # the parent's ballast shows up in ru_maxrss...
+    assert own < 200  # ...but not in the child's own peak
+    del ballast
