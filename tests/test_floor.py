@@ -136,3 +136,27 @@ def test_real_bi_encoder_encodes_the_floor_once_and_rejects_off_topic(minilm):
     floor = FloorDraw(pool, 4).for_query()
     assert all(encoded.count(p) == 1 for p in floor)  # the second batch reused the floor's embeddings
     assert len(model.calls) == 2
+
+
+def test_score_origin_random_measures_difficulty_from_the_querys_floor():
+    """With e5-like scales (unrelated text at ~0.94 of the positive), neg/pos >= 0.95 rejects nearly everything
+    on topic; from the floor, the same 0.95 means 95% of the way from random passages to the positive."""
+    table = {("text of q", p): 0.80 for p in POOL}  # every random passage scores 0.80: the floor
+    table.update({("text of q", "pos q"): 0.90, ("text of q", "edit"): 0.88, ("text of q", "copy"): 0.899})
+    batch = {"query_id": ["q"] * 2, "query": ["text of q"] * 2, "positive": ["pos q"] * 2,
+             "negative": ["edit", "copy"]}
+    known = {"q": ["pos q"]}
+    zero = ScoreFilter(RecordingScorer(table), ValidateConfig(random_samples=9), known, random_pool=POOL)(batch)
+    assert zero["difficulty"][0] == pytest.approx(0.88 / 0.90) and zero["rule"][0] == "answers_query"
+    assert zero["score_origin"] == [None, None]
+    cfg = ValidateConfig(random_samples=9, score_origin="random")
+    out = ScoreFilter(RecordingScorer(table), cfg, known, random_pool=POOL)(batch)
+    assert out["score_origin"] == [pytest.approx(0.80)] * 2
+    assert out["difficulty"][0] == pytest.approx(0.08 / 0.10) and out["reason"][0] is None
+    assert out["difficulty"][1] == pytest.approx(0.099 / 0.10) and out["rule"][1] == "answers_query"
+    assert out["negative_score"] == zero["negative_score"]  # only the scale of difficulty moved
+
+
+def test_score_origin_random_needs_the_floor():
+    with pytest.raises(ValueError, match="random_floor"):
+        ValidateConfig(score_origin="random", random_floor=None)

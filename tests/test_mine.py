@@ -167,6 +167,24 @@ def test_shared_mix_without_a_reuse_limit_gives_every_positive_the_querys_hardes
                              {"source": "dense", "rank": 2, "used": 0, "reuse": None})
 
 
+def test_a_shared_copy_measures_difficulty_from_the_rows_score_origin():
+    """validate.score_origin random: a passage copied to another positive keeps the query's floor as its 0."""
+    from synthgen.negatives.mix import SharedMix
+
+    class FixedScorer:
+        def score(self, queries, passages):
+            return [0.9] * len(queries)
+
+    pos = "A positive passage of a reasonable length."
+    batch = {"query_id": ["q"], "query": ["Q"], "positive_id": ["p1"], "positive": [pos],
+             "negative": ["Negative passage a of a similar length."], "negative_id": ["a"], "source": ["dense"],
+             "negative_score": [0.85], "positive_score": [0.95], "difficulty": [0.5], "score_origin": [0.75]}
+    out = SharedMix({"dense": 1}, None, {"q": [("p1", pos), ("p2", pos)]}, FixedScorer())(batch)
+    copy = out["positive_id"].index("p2")
+    assert out["positive_score"][copy] == 0.9 and out["score_origin"][copy] == 0.75
+    assert out["difficulty"][copy] == pytest.approx((0.85 - 0.75) / (0.9 - 0.75))
+
+
 def test_bm25_on_full_cranfield_excludes_every_judged_passage():
     """10 queries against the full 1,400-passage corpus: no qrels-judged passage comes out, window respected."""
     from synthgen.core.config import InputConfig

@@ -33,8 +33,9 @@ CANDIDATE_FIELDS: list[pa.Field] = [
     pa.field("difficulty", pa.float64()),
 ]
 CANDIDATE_COLUMNS = [f.name for f in CANDIDATE_FIELDS]
-# Optional columns a stage may fill (None elsewhere): the corpus id of a mined negative (`synthgen mine`).
-OPTIONAL_FIELDS: list[pa.Field] = [pa.field("negative_id", pa.string())]
+# Optional columns a stage may fill (None elsewhere): the corpus id of a mined negative (`synthgen mine`), and the
+# score difficulty is measured from when it is not 0 (validate.score_origin: random, the query's random floor).
+OPTIONAL_FIELDS: list[pa.Field] = [pa.field("negative_id", pa.string()), pa.field("score_origin", pa.float64())]
 OPTIONAL_COLUMNS = [f.name for f in OPTIONAL_FIELDS]
 
 # What trainers read: sentence-transformers takes the first three columns as (anchor, positive, negative).

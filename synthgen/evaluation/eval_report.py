@@ -41,7 +41,7 @@ def _cells(name: str, e: dict[str, Any], baseline: str | None) -> list[str]:
     judged = "judged_relevant_negatives" in e
     return [name, e.get("loss") or "–", f"{e['ndcg@10']:.4f} ± {e['ndcg@10_std']:.4f}", dev,
             f"{e['recall@100']:.4f} ± {e['recall@100_std']:.4f}", str(e["train_rows"]),
-            str(e.get("from_source", 0)), str(e["filled"]),
+            str(e.get("from_source", 0)), str(e.get("distinct_negatives", "–")), str(e["filled"]),
             f"{e['judged_relevant_negatives']:.3f}" if judged else "–",
             f"{e['unjudged_negatives']:.3f}" if judged else "–",
             f"{e['generated_negatives']:.3f}" if judged else "–",
@@ -51,7 +51,7 @@ def _cells(name: str, e: dict[str, Any], baseline: str | None) -> list[str]:
 
 
 HEAD = ["condition", "loss", "nDCG@10 test", "dev nDCG@10", "Recall@100", "rows", "from source",
-        "filled (random)", "judged rel.", "unjudged", "generated", "Δ vs {b}", "bootstrap p", "t-test p", "beats {b}"]
+        "distinct", "filled (random)", "judged rel.", "unjudged", "generated", "Δ vs {b}", "bootstrap p", "t-test p", "beats {b}"]
 
 
 def format_table(results: dict[str, Any], baseline: str | None = None) -> str:

@@ -143,6 +143,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         if negs is not None:
             common.update({k: (round(v, 4) if isinstance(v, float) else v)
                            for k, v in judged_shares(data, negs, ids).items()})
+            # Distinct texts among the source's own negatives: a query's positives may all share one (mine's reuse).
+            common["distinct_negatives"] = len({n for n in negs if n})
             negs, ids, common["filled"] = fill_negatives(data, negs, ids, opts.fill_seed)
             if "margin-mse" in losses:
                 margins = teacher_margins(scorer(), data, negs)

@@ -143,7 +143,9 @@ class SharedMix(Step):
         extra["positive"] = [pos for _, _, pos in copies]
         extra["positive_score"] = [pos_scores[(q, pid)] for q, (_, pid, _) in zip(extra["query_id"], copies)]
         if self.reference == "pair":  # with `weakest` the reference is the query's, the same for every pair
-            extra["difficulty"] = [difficulty(p, s) for p, s in zip(extra["positive_score"], extra["negative_score"])]
+            origin = extra.get("score_origin") or [None] * len(copies)
+            extra["difficulty"] = [difficulty(p - (o or 0.0), s - (o or 0.0))
+                                   for p, s, o in zip(extra["positive_score"], extra["negative_score"], origin)]
         extra.update(reason_columns([None] * len(copies)))
         for src in extra["source"]:
             self.shared[src] += 1

@@ -108,7 +108,7 @@ class MinedSource(Step):
                     out["strategy"].append(strategy)
                     out["template_hash"].append(None)
                     out["model"].append(miner.model)
-                    for col in ("positive_score", "negative_score", "difficulty", "reason"):
+                    for col in ("positive_score", "negative_score", "difficulty", "score_origin", "reason"):
                         out[col].append(None)
         return out
 
@@ -168,7 +168,7 @@ class SyntheticFile(Step):
                 for col in ROW_COLUMNS:
                     if col in ("query_id", "positive_id"):
                         out[col].append(pairs[col][i])
-                    elif col in ("positive_score", "negative_score", "difficulty", "reason"):
+                    elif col in ("positive_score", "negative_score", "difficulty", "score_origin", "reason"):
                         out[col].append(None)  # validated again, with this run's thresholds
                     else:
                         out[col].append(self.rows.get(col, [None] * batch_len(self.rows))[j])

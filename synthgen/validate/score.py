@@ -2,7 +2,9 @@
 
 Scores live on whatever scale the scorer has (cosine, probabilities or logits), so every threshold is
 expressed through `difficulty = 1 - (pos - neg) / |pos|`: it equals `neg / pos` for positive scores,
-is 1.0 when the negative scores like its positive, and stays meaningful for negative logits.
+is 1.0 when the negative scores like its positive, and stays meaningful for negative logits. With
+`validate.score_origin: random` both scores are first shifted by the query's random floor, so 0 means "like a
+random passage" on any scorer's scale.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class ScoreFilter(Step):
 
     name = "validate"
     reads = ("query_id", "query", "positive", "negative")
-    writes = ("positive_score", "negative_score", "difficulty")
+    writes = ("positive_score", "negative_score", "difficulty", "score_origin")
     counters = ("scorer.pairs_scored", "scorer.cache_hits")
 
     def __init__(self, scorer: Scorer, cfg: ValidateConfig, positives_by_query: dict[str, list[str]] | None = None,
@@ -115,12 +117,15 @@ class ScoreFilter(Step):
         floors = {q: float(np.quantile([next(rest) for _ in texts], self.cfg.random_floor))
                   for q, texts in floor.items()}
         ref = [weakest.get(q, p) for q, p in zip(batch["query_id"], pos)]
-        diffs = [difficulty(r, s) for r, s in zip(ref, neg)]
+        # score_origin random: difficulty on the scale from the query's random passages (0) to its positive (1).
+        origin = [floors.get(q) if self.cfg.score_origin == "random" else None for q in batch["query_id"]]
+        diffs = [difficulty(r - (o or 0.0), s - (o or 0.0)) for r, s, o in zip(ref, neg, origin)]
         return {
             **batch,
             "positive_score": pos,
             "negative_score": neg,
             "difficulty": diffs,
+            "score_origin": origin,
             **reason_columns([self.reason(r, s, d, floors.get(q), self.judge_mined or not nid)
                               for r, s, d, q, nid in zip(ref, neg, diffs, batch["query_id"],
                                                          batch.get("negative_id") or [None] * n)]),
