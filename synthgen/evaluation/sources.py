@@ -92,8 +92,13 @@ def _run_steps(steps: list[Step], data: EvalData) -> tuple[Batch, dict[str, Any]
     from synthgen.negatives.sources import ROW_COLUMNS
     from synthgen.runners.local import query_batches
 
-    with Pipeline(steps) as pipe:
-        kept = [pipe.run_batch(batch)[0] for batch in query_batches(data.train, 32)]
+    from synthgen.core.progress import progress
+
+    kept = []
+    with Pipeline(steps) as pipe, progress(len(set(data.train["query_id"])), "eval source", "q") as bar:
+        for batch in query_batches(data.train, 32):
+            kept.append(pipe.run_batch(batch)[0])
+            bar.update(len(set(batch["query_id"])))
     return concat_batches(kept, ROW_COLUMNS), {k: v.as_dict() for k, v in pipe.stats.items()}
 
 
