@@ -88,11 +88,10 @@ def _assign(data: EvalData, rows: Batch, prefer: dict[int, list[str]] | None = N
 
 def _run_steps(steps: list[Step], data: EvalData) -> tuple[Batch, dict[str, Any]]:
     """The train pairs through `steps` in whole-query batches (the local runner's loop): kept rows, stage stats."""
+    from synthgen.core.progress import progress
     from synthgen.core.schema import concat_batches
     from synthgen.negatives.sources import ROW_COLUMNS
     from synthgen.runners.local import query_batches
-
-    from synthgen.core.progress import progress
 
     kept = []
     with Pipeline(steps) as pipe, progress(len(set(data.train["query_id"])), "eval source", "q") as bar:
