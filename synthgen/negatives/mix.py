@@ -144,7 +144,7 @@ class SharedMix(Step):
         extra["positive_score"] = [pos_scores[(q, pid)] for q, (_, pid, _) in zip(extra["query_id"], copies)]
         if self.reference == "pair":  # with `weakest` the reference is the query's, the same for every pair
             origin = extra.get("score_origin") or [None] * len(copies)
-            extra["difficulty"] = [difficulty(p - (o or 0.0), s - (o or 0.0))
+            extra["difficulty"] = [difficulty(p, s, o)
                                    for p, s, o in zip(extra["positive_score"], extra["negative_score"], origin)]
         extra.update(reason_columns([None] * len(copies)))
         for src in extra["source"]:

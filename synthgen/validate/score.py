@@ -20,11 +20,12 @@ from synthgen.validate.floor import FloorDraw
 from synthgen.validate.scorer import Scorer
 
 
-def difficulty(pos: float, neg: float) -> float:
-    """1 - (pos - neg) / |pos|: neg/pos for positive scores, and still below 1 under the positive for logits.
+def difficulty(pos: float, neg: float, origin: float | None = None) -> float:
+    """1 - (pos - neg) / |pos - origin|: neg/pos for positive scores and origin 0 (None), and still below 1 under
+    the positive for logits; with the query's random floor as origin, 0 means "like a random passage".
 
-    |pos| is floored at 1e-6 so a positive scoring exactly 0 still gives a defined (large) value."""
-    return 1.0 - (pos - neg) / max(abs(pos), 1e-6)
+    The denominator is floored at 1e-6 so a positive scoring exactly at the origin still gives a defined value."""
+    return 1.0 - (pos - neg) / max(abs(pos - (origin or 0.0)), 1e-6)
 
 
 class ScoreFilter(Step):
@@ -119,7 +120,7 @@ class ScoreFilter(Step):
         ref = [weakest.get(q, p) for q, p in zip(batch["query_id"], pos)]
         # score_origin random: difficulty on the scale from the query's random passages (0) to its positive (1).
         origin = [floors.get(q) if self.cfg.score_origin == "random" else None for q in batch["query_id"]]
-        diffs = [difficulty(r - (o or 0.0), s - (o or 0.0)) for r, s, o in zip(ref, neg, origin)]
+        diffs = [difficulty(r, s, o) for r, s, o in zip(ref, neg, origin)]
         return {
             **batch,
             "positive_score": pos,
