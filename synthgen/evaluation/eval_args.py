@@ -19,6 +19,10 @@ def add_eval_args(p) -> None:
     p.add_argument("--seed-start", type=int, default=42)
     p.add_argument("--max-train-queries", type=int, help="sample this many train queries (all their positives)")
     p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
+    p.add_argument("--negatives", type=int, default=1, metavar="K",
+                   help="negatives per training row, for every source (n-tuples when K > 1): each source gives up to "
+                        "K per pair (dense: ST num_negatives=K; mine: its default source's quota raised to K; hybrid: "
+                        "round-robin over synthetic, bm25, dense); missing ones are filled with random passages")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-5, help="learning rate (linear schedule, 10%% warmup)")
     p.add_argument("--max-seq-length", type=int, default=128)
@@ -44,6 +48,7 @@ class EvalOptions:
     max_train_queries: int | None = None
     sample_seed: int = 0  # which train queries --max-train-queries keeps
     fill_seed: int = 0
+    negatives: int = 1  # negative columns per training row (n-tuples when > 1), the same for every source
     batch_size: int = 16
     lr: float = 2e-5
     epochs: int = 1

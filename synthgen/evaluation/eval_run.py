@@ -98,6 +98,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         raise ValueError(f"unknown source {unknown[0]!r}; known: {', '.join(SOURCES)}")
     if opts.loss not in LOSS_CHOICES:
         raise ValueError(f"unknown loss {opts.loss!r}; known: {', '.join(LOSS_CHOICES)}")
+    if opts.negatives < 1:
+        raise ValueError(f"negatives per row must be at least 1, got {opts.negatives}")
     data = load_eval_data(opts.data, opts.max_train_queries, opts.sample_seed)
     dataset = Path(opts.data).resolve().name
     out_dir = opts.output_dir / dataset
@@ -141,19 +143,9 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         margins = None
         losses = ("mnrl",) if negs is None else LOSS_CHOICES[opts.loss]
         if negs is not None:
-            common.update({k: (round(v, 4) if isinstance(v, float) else v)
-                           for k, v in judged_shares(data, negs, ids).items()})
-            # Distinct texts among the source's own negatives: a query's positives may all share one (mine's reuse).
-            common["distinct_negatives"] = len({n for n in negs if n})
-            negs, ids, common["filled"] = fill_negatives(data, negs, ids, opts.fill_seed)
-            if "margin-mse" in losses:
-                raw = teacher_margins(scorer(), data, negs)
-                fit = student_scale(start, data, negs, raw, shared.setdefault("pair_embeddings", {}))
-                margins = [m * fit["scale"] for m in raw]
-                common["teacher"] = {"scorer": scorer().name, "margin_mean": float(sum(raw) / len(raw)),
-                                     **{k: round(v, 6) for k, v in fit.items()}}
+            negs, ids, margins = _prepare_negatives(data, opts, negs, ids, common, losses, scorer, start, shared)
         # "filled with random" is never credited to the source: its rows are counted apart.
-        common["from_source"] = n_pairs - common["filled"] if negs is not None else 0
+        common["from_source"] = n_pairs * opts.negatives - common["filled"] if negs is not None else 0
         for loss in losses:
             name = source if loss == "mnrl" else f"{source}+margin-mse"
             results[name] = _train_condition(name, loss, data, opts, base, negs, margins, steps, cache, per_query)
@@ -164,7 +156,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     meta = {"dataset": dataset, "data": str(opts.data), "train_pairs": n_pairs,
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
             "dev_queries": len(data.dev_queries), "corpus_docs": len(data.corpus), "seeds": list(opts.seeds),
-            "steps": steps, "loss": opts.loss, "batch_size": opts.batch_size, "lr": opts.lr,
+            "steps": steps, "negatives_per_row": opts.negatives, "loss": opts.loss, "batch_size": opts.batch_size, "lr": opts.lr,
             "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
             "fill": "random corpus passage not judged relevant for the query (any split), seed "
                     f"{opts.fill_seed}; counted as `filled`, never as the source's", "base_model": base}
@@ -177,6 +169,38 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         plot(results, out_dir / "ndcg.png", f"{dataset}: nDCG@10 on test queries "
              f"(mean ± std over {len(opts.seeds)} seeds, {n_pairs} train pairs)")
     return {"results": results, "meta": meta, "folder": out_dir}
+
+
+def _prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: list[list], common: dict[str, Any],
+                       losses: tuple[str, ...], scorer, start, shared: dict[str, Any]):
+    """A source's negative columns -> filled columns and, for margin-mse, teacher margins on the student's scale
+    (one float per row, or one per column when rows are n-tuples); what the source gave goes into `common`."""
+    k = len(negs)
+    flat = [n for col in negs for n in col]
+    common.update({key: (round(v, 4) if isinstance(v, float) else v) for key, v in judged_shares(
+        data, flat, [i for col in ids for i in col], list(data.train["query_id"]) * k).items()})
+    # Distinct texts among the source's own negatives: a query's positives may all share one (mine's reuse).
+    common["distinct_negatives"] = len({n for n in flat if n})
+    filled = 0
+    taken: list[set[str]] = [{col[i] for col in ids if col[i]} for i in range(len(ids[0]))]
+    for c in range(k):  # column 0 draws exactly what a one-negative run draws
+        negs[c], ids[c], n = fill_negatives(data, negs[c], ids[c], opts.fill_seed + c, taken)
+        filled += n
+        for i, nid in enumerate(ids[c]):
+            if nid:
+                taken[i].add(nid)
+    common["filled"] = filled
+    if "margin-mse" not in losses:
+        return negs, ids, None
+    raw = [teacher_margins(scorer(), data, col) for col in negs]
+    fits = [student_scale(start, data, col, r, shared.setdefault("pair_embeddings", {})) for col, r in zip(negs, raw)]
+    student = math.sqrt(sum(f["student_rms"] ** 2 for f in fits) / k)
+    teacher = math.sqrt(sum(f["teacher_rms"] ** 2 for f in fits) / k)
+    fit = {"scale": student / max(teacher, 1e-12), "student_rms": student, "teacher_rms": teacher}
+    scaled = [[m * fit["scale"] for m in r] for r in raw]
+    common["teacher"] = {"scorer": scorer().name, "margin_mean": float(sum(map(sum, raw)) / (k * len(raw[0]))),
+                         **{key: round(v, 6) for key, v in fit.items()}}
+    return negs, ids, scaled[0] if k == 1 else [list(row) for row in zip(*scaled)]
 
 
 def _write_results(out_dir: Path, results: dict[str, Any], per_query: dict[str, dict[str, list]],
@@ -274,7 +298,7 @@ def cmd_eval(args) -> int:
     opts = EvalOptions(
         data=Path(args.data), output_dir=Path(args.output), sources=tuple(args.sources),
         seeds=tuple(range(args.seed_start, args.seed_start + args.seeds)), max_train_queries=args.max_train_queries,
-        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
+        max_steps=args.max_steps, negatives=args.negatives, batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
         model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline)
     out = run_eval(opts)

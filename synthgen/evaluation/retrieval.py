@@ -154,10 +154,11 @@ def score_retriever(model: Any, data: EvalData, cache_dir: Path | None = None) -
 
 
 def fill_negatives(data: EvalData, negatives: list[str | None], negative_ids: list[str | None],
-                   seed: int) -> tuple[list[str], list[str | None], int]:
+                   seed: int, exclude: list[set[str]] | None = None) -> tuple[list[str], list[str | None], int]:
     """Pairs without a negative get a random corpus passage not judged relevant for that query.
 
-    The same rule for every source, so all train on the same pairs for the same steps.
+    The same rule for every source, so all train on the same pairs for the same steps. `exclude[i]`: passage ids
+    pair i already has in another negative column (n-tuples), never drawn again for it.
     """
     rng = random.Random(seed)
     out, ids, filled = list(negatives), list(negative_ids), 0
@@ -170,14 +171,15 @@ def fill_negatives(data: EvalData, negatives: list[str | None], negative_ids: li
             raise ValueError(f"query {qid}: every corpus passage is judged relevant, nothing to fill with")
         while True:
             j = rng.randrange(len(data.corpus))
-            if data.corpus_ids[j] not in relevant:
+            if data.corpus_ids[j] not in relevant and (exclude is None or data.corpus_ids[j] not in exclude[i]):
                 break
         out[i], ids[i] = data.corpus[j], data.corpus_ids[j]
         filled += 1
     return out, ids, filled
 
 
-def judged_shares(data: EvalData, negatives: list[str | None], negative_ids: list[str | None]) -> dict[str, Any]:
+def judged_shares(data: EvalData, negatives: list[str | None], negative_ids: list[str | None],
+                  query_ids: list[str] | None = None) -> dict[str, Any]:
     """What the qrels (all splits) say about the negatives a source chose (before any fill).
 
     Shares of the chosen negatives, summing to 1: judged relevant for their query (known false negatives),
@@ -185,7 +187,7 @@ def judged_shares(data: EvalData, negatives: list[str | None], negative_ids: lis
     so no qrels can judge them). Pairs the source left empty are not counted (see `filled`).
     """
     counts = {"judged_relevant": 0, "judged_nonrelevant": 0, "unjudged": 0, "generated": 0}
-    for qid, neg, nid in zip(data.train["query_id"], negatives, negative_ids):
+    for qid, neg, nid in zip(query_ids or data.train["query_id"], negatives, negative_ids):
         if not neg:
             continue
         if nid is None:

@@ -62,27 +62,42 @@ def _pair_index(data: EvalData) -> dict[tuple[str, str], list[int]]:
     return index
 
 
-def _assign(data: EvalData, rows: Batch, prefer: dict[int, list[str]] | None = None
-            ) -> tuple[list[str | None], list[str | None], dict[str, int]]:
-    """Candidate rows -> one (negative, id) per train pair; `prefer[i]`: source order for pair i."""
+def _assign(data: EvalData, rows: Batch, prefer: dict[int, list[str]] | None = None, k: int = 1
+            ) -> tuple[list[list[str | None]], list[list[str | None]], dict[str, int]]:
+    """Candidate rows -> up to `k` (negative, id) per train pair, as `k` columns aligned with the pairs.
+
+    A pair's survivors are ranked hardest first within each source; its columns are filled round-robin over its
+    sources (`prefer[i]`: source order for pair i, else the order they came in), so with k=1 the pair takes its
+    first source's hardest and with k >= sources every source that kept one gives one before any gives two."""
     n = batch_len(data.train)
-    by_pair: dict[int, dict[str, tuple[str, str | None]]] = {}
+    by_pair: dict[int, dict[str, list[tuple[float, int, str, str | None]]]] = {}
     index = _pair_index(data)
+    sources = rows.get("source") or [None] * batch_len(rows)
+    ids_in = rows.get("negative_id") or [None] * batch_len(rows)
+    scores = rows.get("negative_score") or [None] * batch_len(rows)
     for j in range(batch_len(rows)):
         for i in index.get((rows["query_id"][j], rows["positive_id"][j]), []):
-            src = (rows.get("source") or [None] * batch_len(rows))[j] or "any"
-            by_pair.setdefault(i, {}).setdefault(src, (rows["negative"][j], (rows.get("negative_id") or
-                                                                            [None] * batch_len(rows))[j]))
-    negs: list[str | None] = [None] * n
-    ids: list[str | None] = [None] * n
+            score = scores[j] if scores[j] is not None else float("-inf")
+            by_pair.setdefault(i, {}).setdefault(sources[j] or "any", []).append(
+                (-score, j, rows["negative"][j], ids_in[j]))
+    negs: list[list[str | None]] = [[None] * n for _ in range(k)]
+    ids: list[list[str | None]] = [[None] * n for _ in range(k)]
     used: dict[str, int] = {}
     for i, got in by_pair.items():
-        order = (prefer or {}).get(i) or list(got)
-        src = next((s for s in order if s in got), None)
-        if src is None:
-            continue
-        negs[i], ids[i] = got[src]
-        used[src] = used.get(src, 0) + 1
+        order = [s for s in (prefer or {}).get(i) or list(got) if s in got]
+        queues = {s: sorted(got[s]) for s in order}
+        col, texts = 0, set()
+        while col < k and any(queues.values()):
+            for src in order:
+                while col < k and queues[src]:
+                    _, _, neg, nid = queues[src].pop(0)
+                    if neg in texts:  # two sources found the same passage: one column holds it
+                        continue
+                    texts.add(neg)
+                    negs[col][i], ids[col][i] = neg, nid
+                    used[src] = used.get(src, 0) + 1
+                    col += 1
+                    break
     return negs, ids, used
 
 
@@ -116,36 +131,44 @@ def mined_source(name: str, data: EvalData, opts: EvalOptions) -> tuple[list, li
     from synthgen.negatives.sources import MinedSource
 
     corpus = Corpus(data.corpus_ids, data.corpus)
-    cfg = _mine_cfg(opts, k=1)
+    cfg = _mine_cfg(opts, k=opts.negatives)
     miner = RandomMiner(corpus, opts.config.mine.seed) if name == "random" else BM25Miner(corpus)
     step = MinedSource(miner, corpus, cfg)
     step.setup()
     rows = step(data.train)
-    negs, ids, _ = _assign(data, rows)
-    return negs, ids, {"method": f"synthgen {type(miner).__name__}, k=1, {miner.strategy(cfg)}, not validated",
+    negs, ids, _ = _assign(data, rows, k=opts.negatives)
+    return negs, ids, {"method": f"synthgen {type(miner).__name__}, k={opts.negatives}, {miner.strategy(cfg)}, "
+                                 "not validated",
                        "short_pairs": step.short_pairs}
 
 
 def dense_st_source(data: EvalData, opts: EvalOptions, model) -> tuple[list, list, dict[str, Any]]:
-    """sentence-transformers mine_hard_negatives(relative_margin=0.05): the strong common baseline."""
+    """sentence-transformers mine_hard_negatives(relative_margin=0.05, num_negatives=`opts.negatives`): the strong
+    common baseline. Triplet output, so a pair keeps the negatives that passed the margin even when fewer than asked."""
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
     model.max_seq_length = opts.max_seq_length
     ds = Dataset.from_dict({"anchor": list(data.train["query"]), "positive": list(data.train["positive"])})
-    mined = mine_hard_negatives(ds, model, corpus=list(data.corpus), relative_margin=0.05, num_negatives=1,
-                                sampling_strategy="top", output_format="triplet", batch_size=64, verbose=False)
+    mined = mine_hard_negatives(ds, model, corpus=list(data.corpus), relative_margin=0.05,
+                                num_negatives=opts.negatives, sampling_strategy="top", output_format="triplet", batch_size=64, verbose=False)
     first_id: dict[str, str] = {}
     for pid, text in zip(data.corpus_ids, data.corpus):
         first_id.setdefault(text, pid)
-    by_pair = {(a, p): n for a, p, n in zip(list(mined["anchor"]), list(mined["positive"]), list(mined["negative"]))}
-    negs, ids = [], []
+    by_pair: dict[tuple[str, str], list[str]] = {}
+    for a, p, n in zip(list(mined["anchor"]), list(mined["positive"]), list(mined["negative"])):
+        by_pair.setdefault((a, p), []).append(n)  # in ST's rank order
+    k = opts.negatives
+    negs: list[list[str | None]] = [[] for _ in range(k)]
+    ids: list[list[str | None]] = [[] for _ in range(k)]
     for q, p in zip(data.train["query"], data.train["positive"]):
-        n = by_pair.get((q, p))
-        negs.append(n)
-        ids.append(first_id.get(n) if n else None)
+        got = by_pair.get((q, p), [])
+        for col in range(k):
+            n = got[col] if col < len(got) else None
+            negs[col].append(n)
+            ids[col].append(first_id.get(n) if n else None)
     return negs, ids, {"method": "sentence_transformers.util.mine_hard_negatives(relative_margin=0.05, "
-                                 "num_negatives=1, sampling_strategy='top')", "rows_mined": len(mined)}
+                                 f"num_negatives={k}, sampling_strategy='top')", "rows_mined": len(mined)}
 
 
 def validation_scorer(scfg, validator: str, model, model_name: str):
@@ -199,13 +222,14 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     templates = load_templates(cfg.prompts.dir, ["answer_removed"])
     synth = TemplateSynthetic(templates, scorer, SYNTHETIC_VARIANTS)
     sources: list[Step] = [synth]
-    quotas = {"synthetic": 1}
+    k = opts.negatives
+    quotas = {"synthetic": k}
     mcfg = _mine_cfg(opts, k=cfg.mine.k, range_min=cfg.mine.range_min, range_max=cfg.mine.range_max)
     if name == "hybrid":
         corpus = Corpus(data.corpus_ids, data.corpus)
         sources += [MinedSource(BM25Miner(corpus), corpus, mcfg),
                     MinedSource(DenseMiner(model, model_name, model_ref, corpus, mcfg), corpus, mcfg)]
-        quotas.update(bm25=1, dense=1)
+        quotas.update(bm25=k, dense=k)
     candidates = CandidateSources(sources)
     from synthgen.core.schema import positives_by_query
 
@@ -218,7 +242,7 @@ def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_n
     if name == "hybrid":
         n = len(HYBRID_ORDER)
         prefer = {i: [HYBRID_ORDER[(i + k) % n] for k in range(n)] for i in range(batch_len(data.train))}
-    negs, ids, used = _assign(data, rows, prefer)
+    negs, ids, used = _assign(data, rows, prefer, k)
     info = {"method": f"synthgen {'+'.join(quotas)} -> validation (score_origin {_validate_cfg(opts).score_origin})"
                       f" -> mix (scorer: {scorer.name}, max_length {_scorer_cfg(opts).max_length})",
             "candidates": dict(candidates.rows), "validated_kept": batch_len(rows),
@@ -236,15 +260,18 @@ def mine_source(data: EvalData, opts: EvalOptions, model, model_name: str, model
     from synthgen.negatives.plan import build_mine_plan
 
     base = opts.config.mine
-    mcfg = base.model_copy(update={"max_seq_length": opts.max_seq_length,
-                                   "cache_dir": base.cache_dir or str(opts.output_dir / "cache" / "mine")})
+    update: dict[str, Any] = {"max_seq_length": opts.max_seq_length,
+                              "cache_dir": base.cache_dir or str(opts.output_dir / "cache" / "mine")}
+    if opts.negatives > 1 and "sources" not in base.model_fields_set:  # the default source, n-tuple wide
+        update["sources"] = {src: max(n, opts.negatives) for src, n in base.sources.items()}
+    mcfg = base.model_copy(update=update)
     cfg = opts.config.model_copy(update={"mine": mcfg})
     corpus = Corpus(data.corpus_ids, data.corpus)
     with contextlib.ExitStack() as stack:
         plan = build_mine_plan(stack, cfg, data.train, corpus, None, scorer=scorer,
                                dense_model=(model, model_name, model_ref))
         rows, stats = _run_steps(plan.steps, data)
-    negs, ids, used = _assign(data, rows)
+    negs, ids, used = _assign(data, rows, k=opts.negatives)
     sources = ", ".join(f"{k}: {v}" for k, v in plan.quotas.items())
     info = {"method": f"synthgen mine ({{{sources}}}, pick {mcfg.pick}, reuse {mcfg.reuse}, k {mcfg.k}; scorer: "
                       f"{scorer.name}, max_length {_scorer_cfg(opts).max_length})",

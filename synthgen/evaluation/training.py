@@ -22,11 +22,12 @@ def loss_classes():
     return MultipleNegativesRankingLoss, MarginMSELoss, BatchSamplers
 
 
-def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[str] | None,
+def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[list[str]] | None,
                     seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
                     max_seq_length: int = 128, max_steps: int | None = None, loss: str = "mnrl",
-                    margins: list[float] | None = None) -> Any:
-    """Train a copy of `base_model`; returns it. `margin-mse` needs negatives and one teacher margin per row."""
+                    margins: list | None = None) -> Any:
+    """Train a copy of `base_model`; returns it. `negatives`: one or more columns (n-tuple rows when several).
+    `margin-mse` needs negatives and a teacher margin per row (a list of one per column with several columns)."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
@@ -42,10 +43,10 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
     model = SentenceTransformer(base_model, device="cuda" if on_gpu else "cpu")
     model.max_seq_length = max_seq_length
     columns: dict[str, list] = {"anchor": anchors, "positive": positives}
-    if negatives is not None:
-        columns["negative"] = negatives
+    for c, col in enumerate(negatives or []):  # MNRL and MarginMSE read every column after the positive
+        columns["negative" if len(negatives) == 1 else f"negative_{c + 1}"] = col
     if loss == "margin-mse":
-        columns["label"] = [float(m) for m in margins]
+        columns["label"] = [float(m) if len(negatives) == 1 else [float(x) for x in m] for m in margins]
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=batch_size, learning_rate=lr,
         # transformers 5: a float warmup_steps below 1 is a share of the steps (warmup_ratio is gone).
