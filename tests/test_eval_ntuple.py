@@ -73,7 +73,7 @@ def ntuple_eval(tmp_path_factory):
     printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1", "--negatives", "2",
                        "--sources", "dense", "mine", "--loss", "both", "--max-steps", "1", "--batch-size", "4",
                        "--max-seq-length", "32", "--set", "mine.k=4", "--set", "mine.range_max=20",
-                       "--set", "mine.reuse=1", "--no-plot"])
+                       "--set", "mine.reuse=1", "--dev-queries", "2", "--no-plot"])
     return root / "out" / "cranfield-ntuple", data, printed
 
 
@@ -83,6 +83,10 @@ def test_eval_trains_on_two_negatives_per_row(ntuple_eval):
     meta = json.loads((folder / "meta.json").read_text())
     n_pairs = meta["train_pairs"]
     assert meta["negatives_per_row"] == 2
+    # --dev-queries 2: two of the six train queries are the dev split, scored for every condition.
+    assert meta["train_queries"] == 4 and meta["dev_queries"] == 2
+    assert meta["dev_split"] == "2 train queries held out" and meta["best_on_dev"] in results
+    assert all(0.0 <= e["dev_ndcg@10"] <= 1.0 for e in results.values())
     assert list(results) == ["zero-shot", "dense", "dense+margin-mse", "mine", "mine+margin-mse"]
     for name in ("dense", "mine"):
         e = results[name]

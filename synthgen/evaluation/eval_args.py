@@ -18,6 +18,9 @@ def add_eval_args(p) -> None:
     p.add_argument("--seeds", type=int, default=3, help="number of training seeds (42, 43, ...)")
     p.add_argument("--seed-start", type=int, default=42)
     p.add_argument("--max-train-queries", type=int, help="sample this many train queries (all their positives)")
+    p.add_argument("--dev-queries", type=int, default=0, metavar="N",
+                   help="hold N train queries (seeded) out as a dev split, scored for choosing between conditions "
+                        "without the test qrels (for data without qrels/dev.tsv, e.g. Cranfield)")
     p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
     p.add_argument("--negatives", type=int, default=1, metavar="K",
                    help="negatives per training row, for every source (n-tuples when K > 1): each source gives up to "
@@ -46,7 +49,8 @@ class EvalOptions:
     sources: tuple[str, ...] = SOURCES
     seeds: tuple[int, ...] = (42, 43, 44)
     max_train_queries: int | None = None
-    sample_seed: int = 0  # which train queries --max-train-queries keeps
+    sample_seed: int = 0  # which train queries --max-train-queries keeps (and --dev-queries holds out)
+    dev_queries: int = 0  # train queries held out as the dev split (data without qrels/dev.tsv)
     fill_seed: int = 0
     negatives: int = 1  # negative columns per training row (n-tuples when > 1), the same for every source
     batch_size: int = 16

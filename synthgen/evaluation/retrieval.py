@@ -56,20 +56,44 @@ def read_qrels(path: Path, positive_only: bool = True) -> dict[str, dict[str, fl
     return out
 
 
-def load_eval_data(folder: str | Path, max_train_queries: int | None = None, seed: int = 0) -> EvalData:
+def _hold_out(train: dict[str, list], n: int, seed: int) -> tuple[dict[str, list], set[str]]:
+    """Move `n` seeded train queries (all their pairs) out of train: a dev split for data without one."""
+    qids = sorted(set(train["query_id"]))
+    if n >= len(qids):
+        raise ValueError(f"--dev-queries {n}: the train split has only {len(qids)} queries; keep some for training")
+    held = set(random.Random(f"dev-{seed}").sample(qids, n))
+    idx = [i for i, q in enumerate(train["query_id"]) if q not in held]
+    return {c: [v[i] for i in idx] for c, v in train.items()}, held
+
+
+def load_eval_data(folder: str | Path, max_train_queries: int | None = None, seed: int = 0,
+                   dev_queries: int = 0) -> EvalData:
+    """A BEIR folder as train pairs, test (and dev) queries with graded qrels, and every judgement.
+
+    `dev_queries` > 0 holds that many train queries out as the dev split (for choosing between conditions
+    without the test qrels), before `max_train_queries` samples the rest; only for folders without qrels/dev.tsv.
+    """
     import json
 
     root = Path(folder)
     corpus = load_corpus(root)
     train = load_beir(root, "train")
+    dev_path = root / "qrels" / "dev.tsv"
+    held: set[str] = set()
+    if dev_queries:
+        if dev_path.is_file():
+            raise ValueError(f"{root} has its own dev split (qrels/dev.tsv); --dev-queries is for data without one")
+        train, held = _hold_out(train, dev_queries, seed)
     if max_train_queries is not None:
         qids = sorted(set(train["query_id"]))
         keep = set(random.Random(seed).sample(qids, min(max_train_queries, len(qids))))
         idx = [i for i, q in enumerate(train["query_id"]) if q in keep]
         train = {c: [v[i] for i in idx] for c, v in train.items()}
     test_qrels = read_qrels(root / "qrels" / "test.tsv")
-    dev_path = root / "qrels" / "dev.tsv"
-    dev_qrels = read_qrels(dev_path) if dev_path.is_file() else {}
+    if held:
+        dev_qrels = {q: g for q, g in read_qrels(root / "qrels" / "train.tsv").items() if q in held}
+    else:
+        dev_qrels = read_qrels(dev_path) if dev_path.is_file() else {}
     queries = {}
     with (root / "queries.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
