@@ -42,7 +42,8 @@ class LogProgress:
     def update(self, n: int = 1) -> None:
         self.n += n
         now = time.monotonic()
-        if now - self._last >= self.every_s:
+        # The last update leaves its line to close(), which says "(done)": one line, not the same count twice.
+        if now - self._last >= self.every_s and self.n != self.total:
             self._last = now
             log.info(self._line())
 
