@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 
 from synthgen.cli import main
@@ -132,6 +134,7 @@ def test_cache_stats_and_prune(tmp_path, capsys):
     cache.put_llm("ok", {"passages": ["x"], "error": None})
     cache.put_llm("bad", {"passages": None, "error": "ParseError: y", "max_retries": 3})
     cache.put_scores({"s1": 0.5, "s2": 0.25})
+    cache.put_embeddings({"e1": np.ones(3, dtype=np.float32)})
     cache.close()
 
     def run(*args):
@@ -141,11 +144,12 @@ def test_cache_stats_and_prune(tmp_path, capsys):
 
     stats = run("stats")
     assert stats["llm"]["entries"] == 2 and stats["llm"]["failures"] == 1 and stats["scores"]["entries"] == 2
-    assert stats["bytes"] > 0 and stats["llm"]["oldest"] is not None
+    assert stats["bytes"] > 0 and stats["llm"]["oldest"] is not None and stats["embeddings"]["entries"] == 1
     after = run("prune", "--failures")
     assert after["llm"]["entries"] == 1 and after["llm"]["failures"] == 0 and after["scores"]["entries"] == 2
     assert run("prune", "--older-than", "30")["llm"]["entries"] == 1  # everything is minutes old
-    assert run("prune", "--older-than", "0")["scores"]["entries"] == 0
+    pruned = run("prune", "--older-than", "0")
+    assert pruned["scores"]["entries"] == 0 and pruned["embeddings"]["entries"] == 0
 
 
 def test_cache_command_errors_are_one_line(tmp_path, capsys):
@@ -154,3 +158,23 @@ def test_cache_command_errors_are_one_line(tmp_path, capsys):
     RunCache(tmp_path / "cache.sqlite").close()
     assert main(["cache", "prune", "--output-dir", str(tmp_path)]) == 2
     assert "--older-than DAYS and/or --failures" in capsys.readouterr().err
+
+
+def test_bi_encoder_embeddings_are_kept_on_disk_for_the_next_run(restore_max_length, tmp_path):
+    minilm = restore_max_length
+    cache = RunCache(tmp_path / "c.sqlite")
+    first = BiEncoderScorer(minilm, "a", ScorerConfig(max_length=64))
+    first.attach(cache)
+    expected = first.embed(PASSAGES)
+    assert first.embeddings_from_store == 0 and cache.count("embeddings") == 2
+    again = BiEncoderScorer(minilm, "a", ScorerConfig(max_length=64))
+    again.attach(cache)
+    real = minilm.encode
+    minilm.encode = lambda *a, **k: pytest.fail("encoded a stored passage")
+    try:
+        got = again.embed(PASSAGES)
+    finally:
+        minilm.encode = real
+    assert again.embeddings_from_store == 2
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
+    cache.close()

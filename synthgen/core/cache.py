@@ -1,4 +1,4 @@
-"""A content-addressed cache of LLM calls and scorer results in one SQLite file, shared by the runs of an
+"""A content-addressed cache of LLM calls, scorer results and scorer embeddings in one SQLite file, shared by the runs of an
 output folder (`<output_dir>/cache.sqlite`, or `cache_file`).
 
 Keys hold exactly what decides a result (model identity, rendered prompt, sampling; scorer kind, model and
@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 
 def content_key(*parts: Any) -> str:
     """sha256 of the canonical JSON of `parts` (model, rendered prompt, sampling parameters, ...)."""
@@ -25,7 +27,7 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-TABLES = ("llm", "scores")
+TABLES = ("llm", "scores", "embeddings")
 
 
 def shared_cache_path(output_dir: str | Path, cache_file: str | None = None) -> Path:
@@ -45,6 +47,9 @@ class RunCache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS llm (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, score REAL NOT NULL)")
+            # A bi-encoder scorer's text embeddings (float32 bytes): near_positive compares passages with each
+            # other, which no (query, passage) score covers; on CPU re-encoding a corpus is most of a mine run.
+            self._db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
             for table in TABLES:  # when each entry was written, for `synthgen cache prune --older-than`
                 cols = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
                 if "created" not in cols:
@@ -67,6 +72,17 @@ class RunCache:
             now = time.time()
             self._db.executemany("INSERT OR REPLACE INTO scores (key, score, created) VALUES (?, ?, ?)",
                                  [(k, v, now) for k, v in items.items()])
+            self._db.execute("COMMIT")
+
+    def get_embeddings(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        return {k: np.frombuffer(v, dtype=np.float32) for k, v in self._get("embeddings", "vec", keys).items()}
+
+    def put_embeddings(self, items: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            now = time.time()
+            self._db.executemany("INSERT OR REPLACE INTO embeddings (key, vec, created) VALUES (?, ?, ?)",
+                                 [(k, np.asarray(v, dtype=np.float32).tobytes(), now) for k, v in items.items()])
             self._db.execute("COMMIT")
 
     def count(self, table: str = "llm") -> int:

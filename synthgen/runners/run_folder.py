@@ -25,5 +25,6 @@ def start_run(cfg: Config, command: str, corpus_only: bool = False) -> tuple[Pat
 def open_cache(path: Path) -> RunCache:
     """The shared cache at `path`, logged with what it already holds (a rerun shows what it will reuse)."""
     cache = RunCache(path)
-    log.info("cache: %s (%d LLM answers, %d scores)", cache.path, cache.count("llm"), cache.count("scores"))
+    log.info("cache: %s (%d LLM answers, %d scores, %d embeddings)", cache.path, cache.count("llm"),
+             cache.count("scores"), cache.count("embeddings"))
     return cache

