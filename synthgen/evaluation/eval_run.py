@@ -170,6 +170,12 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
             "fill": "random corpus passage not judged relevant for the query (any split), seed "
                     f"{opts.fill_seed}; counted as `filled`, never as the source's", "base_model": base}
     meta.update(_statistics(results, per_query, opts.baseline))
+    # What reproduces the run: the sources' settings as resolved (mine.*, validate.*, scorer.*) and the versions.
+    from synthgen.core.config import config_to_dict
+    from synthgen.io.write import package_versions
+
+    meta.update({"sources": list(opts.sources), "validator": opts.validator, "config": config_to_dict(opts.config),
+                 "versions": package_versions()})
     if "scorer" in shared and shared["scorer"].store is not None:
         shared["scorer"].store.close()
     meta["seconds"] = round(time.perf_counter() - t_start, 1)
