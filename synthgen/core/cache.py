@@ -1,5 +1,5 @@
-"""A content-addressed cache of LLM calls, scorer results and scorer embeddings in one SQLite file, shared by the runs of an
-output folder (`<output_dir>/cache.sqlite`, or `cache_file`).
+"""A content-addressed cache of LLM calls, scorer results and scorer embeddings in one SQLite file, shared by
+the runs of an output folder (`<output_dir>/cache.sqlite`, or `cache_file`).
 
 Keys hold exactly what decides a result (model identity, rendered prompt, sampling; scorer kind, model and
 max_length), so runs that differ only in other settings (a validation threshold) reuse each other's work.
