@@ -179,3 +179,23 @@ def test_validate_rerun_scores_nothing_again(tmp_path):
     elsewhere = tmp_path / "other" / "scores.sqlite"
     moved = validate_file(load_config(None, [*settings, f"cache_file={elsewhere}"]), src, tmp_path / "v4")
     assert moved["cache"] == str(elsewhere) and moved["scorer"]["pairs_scored"] == first["scorer"]["pairs_scored"]
+    assert first["scorer"]["embeddings_from_store"] == 0
+
+    # Known texts in new pairs: the scores are new, every embedding comes back from the cache.
+    swapped = tmp_path / "swapped.jsonl"
+    swapped.write_text("".join(json.dumps({"query": QB if q == QA else QA, "positive": p, "negative": n,
+                                           "strategy": f"case{i}"}) + "\n"
+                               for i, (q, p, n, _) in enumerate(CASES) if q in (QA, QB)))
+    from synthgen.core.cache import RunCache
+
+    def stored_embeddings() -> int:
+        store = RunCache(tmp_path / "cache.sqlite")
+        try:
+            return store.count("embeddings")
+        finally:
+            store.close()
+
+    before = stored_embeddings()
+    crossed = validate_file(load_config(None, settings), swapped, tmp_path / "v5")
+    assert crossed["scorer"]["pairs_scored"] > 0 and crossed["scorer"]["embeddings_from_store"] > 0
+    assert stored_embeddings() == before  # nothing was encoded anew

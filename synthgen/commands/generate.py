@@ -97,7 +97,7 @@ def generate(cfg: Config) -> Path:
         "requests_sent": generate_step.requests_sent,
         "cache_hits": generate_step.cache_hits,
         "llm": llm_accounting(cfg, backend, n_kept, candidates),
-        "scorer_pairs": {"scored": scorer.pairs_scored, "cache_hits": scorer.cache_hits},
+        "scorer_pairs": scorer.counts(),
         **{"judge": step.counts() for step in steps if isinstance(step, JudgeFilter)},
     })
     n_rejected = report["counts"]["rejected"]

@@ -130,7 +130,7 @@ def mine(cfg: Config) -> Path:
                            for s, e in per_source.items()},
         },
         "qrels_check": qrels_check,
-        "scorer_pairs": {"scored": scorer.pairs_scored, "cache_hits": scorer.cache_hits},
+        "scorer_pairs": scorer.counts(),
     }
     if synthetic_llm or cfg.validate_.judge.enabled:
         from synthgen.llm.engines import llm_accounting

@@ -176,8 +176,10 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
 
     meta.update({"sources": list(opts.sources), "validator": opts.validator, "config": config_to_dict(opts.config),
                  "versions": package_versions()})
-    if "scorer" in shared and shared["scorer"].store is not None:
-        shared["scorer"].store.close()
+    if "scorer" in shared:  # what validation cost this run, and what the cache saved
+        meta["scorer"] = {"name": shared["scorer"].name, **shared["scorer"].counts()}
+        if shared["scorer"].store is not None:
+            shared["scorer"].store.close()
     meta["seconds"] = round(time.perf_counter() - t_start, 1)
     _write_results(out_dir, results, per_query, data)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
