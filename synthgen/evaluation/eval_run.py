@@ -164,8 +164,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     meta = {"dataset": dataset, "data": str(opts.data), "train_pairs": n_pairs,
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
             "dev_queries": len(data.dev_queries), "dev_split": dev_split, "corpus_docs": len(data.corpus),
-            "seeds": list(opts.seeds),
-            "steps": steps, "negatives_per_row": opts.negatives, "loss": opts.loss, "batch_size": opts.batch_size, "lr": opts.lr,
+            "seeds": list(opts.seeds), "steps": steps, "negatives_per_row": opts.negatives, "loss": opts.loss,
+            "batch_sampler": opts.batch_sampler, "batch_size": opts.batch_size, "lr": opts.lr,
             "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
             "fill": "random corpus passage not judged relevant for the query (any split), seed "
                     f"{opts.fill_seed}; counted as `filled`, never as the source's", "base_model": base}
@@ -207,7 +207,7 @@ def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, ba
         with tempfile.TemporaryDirectory(prefix="synthgen-eval-") as tmp:
             model = train_retriever(base, list(data.train["query"]), list(data.train["positive"]), negs, seed,
                                     Path(tmp), opts.batch_size, opts.lr, opts.epochs, opts.max_seq_length, steps,
-                                    loss=loss, margins=margins)
+                                    loss=loss, margins=margins, batch_sampler=opts.batch_sampler)
         scores = score_retriever(model, data, cache)
         _pop_per_query(scores, per_query, name)
         per_seed.append({"seed": seed, **scores, "seconds": round(time.perf_counter() - ts, 1)})
@@ -259,7 +259,8 @@ def cmd_eval(args) -> int:
         dev_queries=args.dev_queries, max_steps=args.max_steps, negatives=args.negatives,
         batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
-        model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline)
+        model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline,
+        batch_sampler=args.batch_sampler)
     out = run_eval(opts)
     print(format_table(out["results"], out["meta"]["baseline"]))
     print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'report.md'}")

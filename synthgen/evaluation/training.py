@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 LOSSES = ("mnrl", "margin-mse")
+# no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also keeps a query's known positives
+# out of the other rows of its batch (batch_sampler.py)
+BATCH_SAMPLERS = ("no-duplicates", "no-known-positives")
 
 
 def loss_classes():
@@ -22,10 +25,19 @@ def loss_classes():
     return MultipleNegativesRankingLoss, MarginMSELoss, BatchSamplers
 
 
+def sampler_for(name: str, samplers: Any) -> Any:
+    """What `SentenceTransformerTrainingArguments(batch_sampler=...)` gets for one of BATCH_SAMPLERS."""
+    if name == "no-known-positives":
+        from synthgen.evaluation.batch_sampler import NoKnownPositivesBatchSampler
+
+        return NoKnownPositivesBatchSampler
+    return samplers.NO_DUPLICATES
+
+
 def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[list[str]] | None,
                     seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
                     max_seq_length: int = 128, max_steps: int | None = None, loss: str = "mnrl",
-                    margins: list | None = None) -> Any:
+                    margins: list | None = None, batch_sampler: str = "no-duplicates") -> Any:
     """Train a copy of `base_model`; returns it. `negatives`: one or more columns (n-tuple rows when several).
     `margin-mse` needs negatives and a teacher margin per row (a list of one per column with several columns)."""
     from datasets import Dataset
@@ -36,6 +48,8 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
 
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+    if batch_sampler not in BATCH_SAMPLERS:
+        raise ValueError(f"unknown batch sampler {batch_sampler!r}; known: {', '.join(BATCH_SAMPLERS)}")
     if loss == "margin-mse" and (negatives is None or margins is None or len(margins) != len(anchors)):
         raise ValueError("margin-mse needs a negative and a teacher margin for every row")
     mnrl, margin_mse, samplers = loss_classes()
@@ -55,7 +69,7 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         max_steps=max_steps or math.ceil(len(anchors) / batch_size) * epochs, seed=seed, data_seed=seed,
         report_to="none", save_strategy="no", logging_steps=10, disable_tqdm=True, use_cpu=not on_gpu,
         # Duplicate texts in one batch would be false in-batch negatives (MNRL); harmless for MarginMSE.
-        batch_sampler=samplers.NO_DUPLICATES,
+        batch_sampler=sampler_for(batch_sampler, samplers),
     )
     loss_fn = mnrl(model) if loss == "mnrl" else margin_mse(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),

@@ -73,11 +73,8 @@ class Scorer:
     def attach(self, store: "RunCache") -> None:
         self.store = store
 
-    def counts(self) -> dict[str, int]:
-        """For run.json / stats.json: pairs scored by the model in this run, pairs answered from a cache, and
-        text embeddings read back from the on-disk cache (a rerun that pairs known texts anew encodes nothing)."""
-        return {"scored": self.pairs_scored, "cache_hits": self.cache_hits,
-                "embeddings_from_store": self.embeddings_from_store}
+    def counts(self) -> dict[str, int]:  # for run.json / stats.json: what the model did, what the caches saved
+        return {"scored": self.pairs_scored, "cache_hits": self.cache_hits, "embeddings_from_store": self.embeddings_from_store}
 
     def _stored_embeddings(self, texts: list[str], role: str) -> dict[str, np.ndarray]:
         """The embeddings of `texts` (encoded as `role`) that the on-disk cache already holds."""
