@@ -32,6 +32,8 @@ def test_mine_runs_with_other_sources_or_thresholds_get_their_own_folders(tmp_pa
                                "--set", "validate.max_relative=0.8")
     assert c not in (a, b) and "validate.max_relative" in logs[1]
     assert info_c["scorer_pairs"]["scored"] == 0 and info_c["scorer_pairs"]["cache_hits"] > 0
+    # near_positive compares passages with each other: their embeddings come back from the cache, not the model.
+    assert info_a["scorer_pairs"]["embeddings_from_store"] == 0 < info_c["scorer_pairs"]["embeddings_from_store"]
     assert info_c["counts"]["candidates"] == info_a["counts"]["candidates"]
     # The same command again resumes its folder and says so.
     again, _, logs = mine_run(tmp_path, caplog, capsys, "--set", "mine.sources={bm25: 1, random: 1}",
