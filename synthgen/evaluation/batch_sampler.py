@@ -5,8 +5,9 @@ another row's query, or where another row's texts are known positives of its own
 
 Why: MNRL scores every query against every other row's positive and negative. On NFCorpus's train split 8.8%
 of the other rows' positives are judged relevant to a row's query: NO_DUPLICATES batches held 0.54 such false
-negatives per row at 30 train queries and 0.82 at 100, which no choice of hard negatives can undo. The known positives of a query are the positives of every
-row with the same anchor text, plus any given in `known` (e.g. qrels of positives not in the rows).
+negatives per row at 30 train queries and 0.82 at 100, which no choice of hard negatives can undo. The known
+positives of a query are the positives of every row with the same anchor text, plus any given in `known` (e.g.
+qrels of positives not in the rows).
 
 Pass the class itself as `SentenceTransformerTrainingArguments(batch_sampler=NoKnownPositivesBatchSampler)`,
 or `functools.partial(NoKnownPositivesBatchSampler, known=...)`; sentence-transformers calls either with the
