@@ -23,7 +23,7 @@ def test_auto_is_the_default_and_resolves_to_the_best_device():
 
 
 def test_the_default_scorer_runs_on_the_resolved_device():
-    from synthgen.validate.scorer import load_scorer
+    from synthgen.validate.load import load_scorer
 
     scorer = load_scorer(ScorerConfig(max_length=32))
     assert scorer.model.device.type == _best()

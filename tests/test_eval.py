@@ -274,7 +274,8 @@ def test_eval_validates_with_an_encoder_independent_of_the_trained_one(minilm):
     from synthgen.core.config import ScorerConfig
     from synthgen.evaluation.eval_args import EvalOptions
     from synthgen.evaluation.sources import validation_scorer
-    from synthgen.validate.scorer import BiEncoderScorer, E5Scorer
+    from synthgen.validate.e5 import E5Scorer
+    from synthgen.validate.scorer import BiEncoderScorer
 
     default = validation_scorer(ScorerConfig(), EvalOptions(data=Path("unused")).validator, minilm, "all-MiniLM-L6-v2")
     assert isinstance(default, E5Scorer) and default.score(["why is the sky blue"], ["Rayleigh scattering."])[0] > 0

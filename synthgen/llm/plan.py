@@ -32,7 +32,7 @@ def worker_steps(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, cache_p
     """A Ray worker's copy: its own client to the same server (see engines.worker_config), scorer and cache."""
     from synthgen.core.cache import RunCache
     from synthgen.llm.engines import open_backend
-    from synthgen.validate.scorer import load_scorer
+    from synthgen.validate.load import load_scorer
 
     cache = RunCache(cache_path)
     stack.callback(cache.close)

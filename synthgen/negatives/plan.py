@@ -71,7 +71,8 @@ def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corp
     needs it); `scorer`, `dense_model` ((model, name, ref)): already open ones (`synthgen eval` shares its
     own); `cache`: the run's RunCache, or None to leave the scorer's store as it is."""
     from synthgen.llm.engines import open_backend
-    from synthgen.validate.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer, load_scorer
+    from synthgen.validate.load import load_scorer
+    from synthgen.validate.scorer import EMBEDDED_SCORER_NAME, BiEncoderScorer
     from synthgen.validate.steps import validation_steps
 
     mcfg = cfg.mine

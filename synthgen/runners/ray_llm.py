@@ -40,7 +40,7 @@ class PromptKeys:
 
     def __init__(self, cfg: Config, params: dict[str, Any], per_prompt: int, cache_path: str):
         from synthgen.llm.prompt import PromptStep, load_templates, needs_scorer
-        from synthgen.validate.scorer import load_scorer
+        from synthgen.validate.load import load_scorer
 
         templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
         self.step = PromptStep(templates, per_prompt, load_scorer(cfg.scorer) if needs_scorer(templates) else None)

