@@ -37,7 +37,8 @@ def add_eval_args(p) -> None:
                         "of the model being trained) or the start model itself (circular: it keeps what it believes)")
     p.add_argument("--loss", choices=["mnrl", "margin-mse", "both"], default="mnrl",
                    help="mnrl: MultipleNegativesRankingLoss; margin-mse: MarginMSELoss on the validation scorer's "
-                        "margins score(q,pos)-score(q,neg) (sources with a negative); both: each source both ways")
+                        "margins score(q,pos)-score(q,neg) (sources with a negative; --set scorer.kind=fusion for a teacher "
+                        "stronger than the student); both: each source both ways")
     p.add_argument("--batch-sampler", choices=BATCH_SAMPLERS, default=BATCH_SAMPLERS[0],
                    help="no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also never batches a "
                         "row with another row whose query has its positive or negative as a known positive (in-batch "
