@@ -121,6 +121,9 @@ def test_validation_steps_give_the_fusion_scorer_its_corpus():
     s = _bm25_only()
     validation_steps(ValidateConfig(), s, ["a positive passage about flow"], random_pool=CORPUS)
     assert set(s.reference) <= set(CORPUS) and len(s.reference) == 8
+    from synthgen.validate.steps import similarity_encoder
+
+    assert not hasattr(s, "embed") and similarity_encoder(s) is not s  # BM25 alone: MiniLM embeds for near_positive
     other = _bm25_only()
     validation_steps(ValidateConfig(), other, ["a positive passage about flow", "another one on plates"])
     assert sorted(other.reference) == sorted(["a positive passage about flow", "another one on plates"])

