@@ -52,7 +52,8 @@ from synthgen.evaluation.training import train_retriever
 
 log = logging.getLogger(__name__)
 
-LOSS_CHOICES = {"mnrl": ("mnrl",), "margin-mse": ("margin-mse",), "both": ("mnrl", "margin-mse")}
+LOSS_CHOICES = {"mnrl": ("mnrl",), "margin-mse": ("margin-mse",), "mnrl-mse": ("mnrl-mse",),
+                "both": ("mnrl", "margin-mse")}
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], metric: str = "ndcg@10") -> dict[str, Any]:
@@ -154,7 +155,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         # "filled with random" is never credited to the source: its rows are counted apart.
         common["from_source"] = n_pairs * opts.negatives - common["filled"] if negs is not None else 0
         for loss in losses:
-            name = source if loss == "mnrl" else f"{source}+margin-mse"
+            name = source if loss == "mnrl" else f"{source}+{loss}"
             results[name] = _train_condition(name, loss, data, opts, base, negs, margins, steps, cache, per_query)
             results[name].update(common, negatives=info, mining_seconds=round(mining_s, 1))
         _clean_cache(cache, keep)
@@ -166,6 +167,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
             "dev_queries": len(data.dev_queries), "dev_split": dev_split, "corpus_docs": len(data.corpus),
             "seeds": list(opts.seeds), "steps": steps, "negatives_per_row": opts.negatives, "loss": opts.loss,
+            **({"mse_weight": opts.mse_weight} if opts.loss == "mnrl-mse" else {}),
             "batch_sampler": opts.batch_sampler, "batch_size": opts.batch_size, "lr": opts.lr,
             "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
             "fill": "random corpus passage not judged relevant for the query (any split), seed "
@@ -208,7 +210,8 @@ def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, ba
         with tempfile.TemporaryDirectory(prefix="synthgen-eval-") as tmp:
             model = train_retriever(base, list(data.train["query"]), list(data.train["positive"]), negs, seed,
                                     Path(tmp), opts.batch_size, opts.lr, opts.epochs, opts.max_seq_length, steps,
-                                    loss=loss, margins=margins, batch_sampler=opts.batch_sampler)
+                                    loss=loss, margins=margins, batch_sampler=opts.batch_sampler,
+                                    mse_weight=opts.mse_weight)
         scores = score_retriever(model, data, cache)
         _pop_per_query(scores, per_query, name)
         per_seed.append({"seed": seed, **scores, "seconds": round(time.perf_counter() - ts, 1)})
@@ -261,7 +264,7 @@ def cmd_eval(args) -> int:
         batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
         model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline,
-        batch_sampler=args.batch_sampler)
+        batch_sampler=args.batch_sampler, mse_weight=args.mse_weight)
     out = run_eval(opts)
     print(format_table(out["results"], out["meta"]["baseline"]))
     print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'report.md'}")

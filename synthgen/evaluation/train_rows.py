@@ -8,11 +8,12 @@ from typing import Any
 
 from synthgen.evaluation.eval_args import EvalOptions
 from synthgen.evaluation.retrieval import EvalData, fill_negatives, judged_shares
+from synthgen.evaluation.training import TEACHER_LOSSES
 
 
 def prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: list[list], common: dict[str, Any],
                        losses: tuple[str, ...], scorer, start, shared: dict[str, Any]):
-    """A source's negative columns -> filled columns and, for margin-mse, teacher margins on the student's scale
+    """A source's negative columns -> filled columns and, for margin-mse / mnrl-mse, teacher margins on the student's scale
     (one float per row, or one per column when rows are n-tuples); what the source gave goes into `common`."""
     k = len(negs)
     flat = [n for col in negs for n in col]
@@ -29,7 +30,7 @@ def prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: 
             if nid:
                 taken[i].add(nid)
     common["filled"] = filled
-    if "margin-mse" not in losses:
+    if not set(losses) & set(TEACHER_LOSSES):
         return negs, ids, None
     raw = [teacher_margins(scorer(), data, col) for col in negs]
     fits = [student_scale(start, data, col, r, shared.setdefault("pair_embeddings", {})) for col, r in zip(negs, raw)]

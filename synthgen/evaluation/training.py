@@ -1,6 +1,7 @@
 """Fine-tuning for `synthgen eval`: a bi-encoder trained on (query, positive[, negative]) rows with
 MultipleNegativesRankingLoss (`mnrl`) or on (query, positive, negative, margin) rows with MarginMSELoss
-(`margin-mse`, distilling the validation scorer's score margins); both for the same number of steps."""
+(`margin-mse`, distilling the validation scorer's score margins), or the sum of both (`mnrl-mse`,
+combined_loss.py); all for the same number of steps."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("mnrl", "margin-mse")
+LOSSES = ("mnrl", "margin-mse", "mnrl-mse")
+TEACHER_LOSSES = ("margin-mse", "mnrl-mse")  # the losses that read teacher margins
+MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (combined_loss.py says why it is large)
 # no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also keeps a query's known positives
 # out of the other rows of its batch (batch_sampler.py)
 BATCH_SAMPLERS = ("no-duplicates", "no-known-positives")
@@ -37,9 +40,10 @@ def sampler_for(name: str, samplers: Any) -> Any:
 def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[list[str]] | None,
                     seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
                     max_seq_length: int = 128, max_steps: int | None = None, loss: str = "mnrl",
-                    margins: list | None = None, batch_sampler: str = "no-duplicates") -> Any:
+                    margins: list | None = None, batch_sampler: str = "no-duplicates", mse_weight: float = MSE_WEIGHT) -> Any:
     """Train a copy of `base_model`; returns it. `negatives`: one or more columns (n-tuple rows when several).
-    `margin-mse` needs negatives and a teacher margin per row (a list of one per column with several columns)."""
+    `margin-mse` and `mnrl-mse` need negatives and a teacher margin per row (a list of one per column with several
+    columns); `mse_weight` scales the MarginMSE term of `mnrl-mse`."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
@@ -50,8 +54,8 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
     if batch_sampler not in BATCH_SAMPLERS:
         raise ValueError(f"unknown batch sampler {batch_sampler!r}; known: {', '.join(BATCH_SAMPLERS)}")
-    if loss == "margin-mse" and (negatives is None or margins is None or len(margins) != len(anchors)):
-        raise ValueError("margin-mse needs a negative and a teacher margin for every row")
+    if loss in TEACHER_LOSSES and (negatives is None or margins is None or len(margins) != len(anchors)):
+        raise ValueError(f"{loss} needs a negative and a teacher margin for every row")
     mnrl, margin_mse, samplers = loss_classes()
     on_gpu = torch.cuda.is_available()
     model = SentenceTransformer(base_model, device="cuda" if on_gpu else "cpu")
@@ -59,7 +63,7 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
     columns: dict[str, list] = {"anchor": anchors, "positive": positives}
     for c, col in enumerate(negatives or []):  # MNRL and MarginMSE read every column after the positive
         columns["negative" if len(negatives) == 1 else f"negative_{c + 1}"] = col
-    if loss == "margin-mse":
+    if loss in TEACHER_LOSSES:
         columns["label"] = [float(m) if len(negatives) == 1 else [float(x) for x in m] for m in margins]
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=batch_size, learning_rate=lr,
@@ -71,7 +75,12 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         # Duplicate texts in one batch would be false in-batch negatives (MNRL); harmless for MarginMSE.
         batch_sampler=sampler_for(batch_sampler, samplers),
     )
-    loss_fn = mnrl(model) if loss == "mnrl" else margin_mse(model)
+    if loss == "mnrl-mse":
+        from synthgen.evaluation.combined_loss import mnrl_plus_margin_mse
+
+        loss_fn = mnrl_plus_margin_mse(model, mse_weight, mnrl, margin_mse)
+    else:
+        loss_fn = mnrl(model) if loss == "mnrl" else margin_mse(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
                                          loss=loss_fn)
     trainer.train()

@@ -1,0 +1,85 @@
+"""`--loss mnrl-mse`: MNRL + weight x MarginMSE from one forward pass, on the real MiniLM."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def _batch(model):
+    queries = ["what is boundary layer transition", "heat transfer in hypersonic flow"]
+    positives = ["transition of the boundary layer from laminar to turbulent flow",
+                 "heat transfer rates measured at hypersonic mach numbers"]
+    negatives = ["the buckling of thin cylindrical shells under axial load",
+                 "boundary layer transition on a flat plate at low speed"]
+    feats = [model.tokenize(texts) for texts in (queries, positives, negatives)]
+    return feats, torch.tensor([0.3, -0.1])
+
+
+def test_combined_loss_is_mnrl_plus_weighted_margin_mse(minilm):
+    from synthgen.evaluation.combined_loss import mnrl_plus_margin_mse
+    from synthgen.evaluation.training import loss_classes
+
+    mnrl_cls, mse_cls, _ = loss_classes()
+    feats, labels = _batch(minilm)
+    mnrl, mse = mnrl_cls(minilm), mse_cls(minilm)
+    with torch.no_grad():
+        a = float(mnrl(feats, labels))
+        b = float(mse(feats, labels))
+        both = float(mnrl_plus_margin_mse(minilm, 30.0, mnrl_cls, mse_cls)(feats, labels))
+    assert a > 0 and b > 0
+    assert both == pytest.approx(a + 30.0 * b, rel=1e-4)
+    # the weight moves only the MarginMSE term
+    with torch.no_grad():
+        heavier = float(mnrl_plus_margin_mse(minilm, 60.0, mnrl_cls, mse_cls)(feats, labels))
+    assert heavier - both == pytest.approx(30.0 * b, rel=1e-3)
+
+
+def test_combined_loss_trains_the_model_and_rejects_bad_weights(minilm):
+    from synthgen.evaluation.combined_loss import mnrl_plus_margin_mse
+    from synthgen.evaluation.training import loss_classes
+
+    mnrl_cls, mse_cls, _ = loss_classes()
+    loss = mnrl_plus_margin_mse(minilm, 30.0, mnrl_cls, mse_cls)
+    feats, labels = _batch(minilm)
+    loss(feats, labels).backward()
+    grads = [p.grad for p in minilm.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    minilm.zero_grad()
+    with pytest.raises(ValueError, match="mse weight"):
+        mnrl_plus_margin_mse(minilm, 0.0, mnrl_cls, mse_cls)
+
+
+def test_train_retriever_needs_margins_for_mnrl_mse(tmp_path):
+    from synthgen.evaluation.training import train_retriever
+
+    with pytest.raises(ValueError, match="mnrl-mse needs a negative and a teacher margin"):
+        train_retriever("unused", ["q"], ["p"], [["n"]], 0, tmp_path, loss="mnrl-mse", margins=None)
+
+
+def test_eval_trains_dense_with_mnrl_mse(tmp_path):
+    """The CLI end to end: a `dense+mnrl-mse` condition with teacher margins, the weight recorded in meta.json."""
+    import json
+
+    from beir_subset import read_qrels_rows, run_cli, write_beir_subset
+    from conftest import shared_dataset
+
+    src = shared_dataset("cranfield")
+    splits = {}
+    for split, n in (("train", 5), ("test", 3)):
+        rows = read_qrels_rows(src / "qrels" / f"{split}.tsv")
+        qids = list(dict.fromkeys(r[0] for r in rows if float(r[2]) > 0))[:n]
+        splits[split] = [r for r in rows if r[0] in qids]
+    data = write_beir_subset(src, tmp_path / "cran-mse", splits, 30)
+    run_cli(["eval", "--data", str(data), "--output", str(tmp_path / "out"), "--seeds", "1", "--sources", "dense",
+             "--loss", "mnrl-mse", "--mse-weight", "12.5", "--max-steps", "1", "--batch-size", "4",
+             "--max-seq-length", "32", "--no-plot"])
+    folder = tmp_path / "out" / "cran-mse"
+    results = json.loads((folder / "results.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    assert list(results) == ["zero-shot", "dense+mnrl-mse"]
+    entry = results["dense+mnrl-mse"]
+    assert entry["loss"] == "mnrl-mse" and entry["teacher"]["scale"] > 0
+    assert 0.0 <= entry["ndcg@10"] <= 1.0 and entry["steps"] == 1
+    assert meta["loss"] == "mnrl-mse" and meta["mse_weight"] == 12.5
