@@ -58,8 +58,10 @@ def test_train_retriever_needs_margins_for_mnrl_mse(tmp_path):
         train_retriever("unused", ["q"], ["p"], [["n"]], 0, tmp_path, loss="mnrl-mse", margins=None)
 
 
-def test_eval_trains_dense_with_mnrl_mse(tmp_path):
-    """The CLI end to end: a `dense+mnrl-mse` condition with teacher margins, the weight recorded in meta.json."""
+@pytest.mark.parametrize("loss", ["mnrl-mse", "inbatch-kl"])
+def test_eval_trains_dense_with_a_combined_loss(tmp_path, loss):
+    """The CLI end to end: a `dense+<loss>` condition with teacher margins (mnrl-mse: the weight in meta.json;
+    inbatch-kl: the teacher scored every train query against every train passage)."""
     import json
 
     from beir_subset import read_qrels_rows, run_cli, write_beir_subset
@@ -73,13 +75,54 @@ def test_eval_trains_dense_with_mnrl_mse(tmp_path):
         splits[split] = [r for r in rows if r[0] in qids]
     data = write_beir_subset(src, tmp_path / "cran-mse", splits, 30)
     run_cli(["eval", "--data", str(data), "--output", str(tmp_path / "out"), "--seeds", "1", "--sources", "dense",
-             "--loss", "mnrl-mse", "--mse-weight", "12.5", "--max-steps", "1", "--batch-size", "4",
+             "--loss", loss, "--mse-weight", "12.5", "--max-steps", "1", "--batch-size", "4",
              "--max-seq-length", "32", "--no-plot"])
     folder = tmp_path / "out" / "cran-mse"
     results = json.loads((folder / "results.json").read_text())
     meta = json.loads((folder / "meta.json").read_text())
-    assert list(results) == ["zero-shot", "dense+mnrl-mse"]
-    entry = results["dense+mnrl-mse"]
-    assert entry["loss"] == "mnrl-mse" and entry["teacher"]["scale"] > 0
+    assert list(results) == ["zero-shot", f"dense+{loss}"]
+    entry = results[f"dense+{loss}"]
+    assert entry["loss"] == loss and entry["teacher"]["scale"] > 0
     assert 0.0 <= entry["ndcg@10"] <= 1.0 and entry["steps"] == 1
-    assert meta["loss"] == "mnrl-mse" and meta["mse_weight"] == 12.5
+    assert meta["loss"] == loss
+    if loss == "mnrl-mse":
+        assert meta["mse_weight"] == 12.5
+    else:  # 5 queries x (their positives + one negative each), every pair
+        rows = entry["train_rows"]
+        assert "mse_weight" not in meta
+        assert 5 * rows < entry["teacher"]["inbatch_pairs"] <= 5 * 2 * rows
+
+
+def test_inbatch_kl_reads_the_teachers_scores_of_the_whole_batch(minilm):
+    """The KL term compares the student's softmax over all passages of the batch with the teacher's, found through
+    the row numbers: zero extra loss when the teacher's logits are the student's own, more when they disagree."""
+    import numpy as np
+
+    from synthgen.evaluation.combined_loss import InBatchTeacher, mnrl_plus_inbatch_kl
+    from synthgen.evaluation.training import loss_classes
+
+    mnrl_cls, _, _ = loss_classes()
+    feats, _ = _batch(minilm)
+    texts = {"q": ["what is boundary layer transition", "heat transfer in hypersonic flow"],
+             "p": ["transition of the boundary layer from laminar to turbulent flow",
+                   "heat transfer rates measured at hypersonic mach numbers",
+                   "the buckling of thin cylindrical shells under axial load",
+                   "boundary layer transition on a flat plate at low speed"]}
+    q = minilm.encode(texts["q"], normalize_embeddings=True)
+    p = minilm.encode(texts["p"], normalize_embeddings=True)
+    own = InBatchTeacher(scores=q @ p.T, row_query=[0, 1], row_passages=[[0, 1], [2, 3]])
+    rows = torch.tensor([0.0, 1.0])
+    mnrl = mnrl_cls(minilm)
+    with torch.no_grad():
+        base = float(mnrl(feats, rows))
+        same = float(mnrl_plus_inbatch_kl(minilm, own, mnrl_cls)(feats, rows))
+        flipped = InBatchTeacher(scores=-(q @ p.T), row_query=[0, 1], row_passages=[[0, 1], [2, 3]])
+        wrong = float(mnrl_plus_inbatch_kl(minilm, flipped, mnrl_cls)(feats, rows))
+    assert same == pytest.approx(base, abs=1e-3)
+    assert wrong > base + 1.0
+    # rows are looked up by label: swapping the batch's row order with the labels gives the same loss
+    swapped = [{k: v.flip(0) if hasattr(v, "flip") else v for k, v in f.items()} for f in feats]
+    with torch.no_grad():
+        again = float(mnrl_plus_inbatch_kl(minilm, flipped, mnrl_cls)(swapped, rows.flip(0)))
+    assert again == pytest.approx(wrong, rel=1e-3)
+    assert np.allclose(own.scores.shape, (2, 4))

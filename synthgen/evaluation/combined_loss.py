@@ -7,6 +7,7 @@ gradient is ~2 orders smaller at equal weight: `weight` (eval's --mse-weight) pu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -35,3 +36,47 @@ def mnrl_plus_margin_mse(model: Any, weight: float, mnrl_cls: Any, margin_mse_cl
             return {"mse_weight": self.weight}
 
     return MnrlPlusMarginMSE()
+
+
+@dataclass
+class InBatchTeacher:
+    """The teacher's score of every train query against every train passage (positives and negatives), already on
+    the student's logit scale, and which query / passages each train row holds (column 0: the positive)."""
+    scores: Any  # (queries x passages) float array
+    row_query: list[int]
+    row_passages: list[list[int]]  # per column, per row
+
+
+def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any) -> Any:
+    """MNRL plus KL(teacher || student) over each query's whole batch: every passage of the batch (positives and
+    negatives of all rows), scored by the teacher, not only the row's own negative. The rows' labels are their
+    row numbers, which is how the loss finds the teacher's scores for the batch (TAS-B's in-batch distillation)."""
+    import torch
+    from torch import nn
+
+    class MnrlPlusInBatchKL(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.mnrl = mnrl_cls(model)
+            self.register_buffer("teacher", torch.as_tensor(teacher.scores, dtype=torch.float32), persistent=False)
+            self.row_query = torch.as_tensor(teacher.row_query, dtype=torch.long)
+            self.row_passages = torch.as_tensor(teacher.row_passages, dtype=torch.long)  # (columns, rows)
+
+        def forward(self, sentence_features, labels):
+            embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
+            rows = labels.long().cpu()
+            queries = nn.functional.normalize(embeddings[0], dim=-1)
+            docs = nn.functional.normalize(torch.cat(embeddings[1:]), dim=-1)
+            student = queries @ docs.T * self.mnrl.scale  # the logits MNRL itself uses
+            doc_ids = self.row_passages[:len(embeddings) - 1, rows].reshape(-1)  # column-major, as torch.cat above
+            # the teacher's scores are on the student's cosine scale: the same x scale makes them logits
+            target = self.teacher[self.row_query[rows]][:, doc_ids.to(self.teacher.device)] * self.mnrl.scale
+            kl = nn.functional.kl_div(student.log_softmax(-1), target.to(student.device).log_softmax(-1),
+                                      log_target=True, reduction="batchmean")
+            return self.mnrl.compute_loss_from_embeddings(embeddings, labels) + kl
+
+        def get_config_dict(self) -> dict[str, Any]:
+            return {"teacher": "in-batch KL"}
+
+    return MnrlPlusInBatchKL()

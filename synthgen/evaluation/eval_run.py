@@ -53,6 +53,7 @@ from synthgen.evaluation.training import train_retriever
 log = logging.getLogger(__name__)
 
 LOSS_CHOICES = {"mnrl": ("mnrl",), "margin-mse": ("margin-mse",), "mnrl-mse": ("mnrl-mse",),
+                "inbatch-kl": ("inbatch-kl",),
                 "both": ("mnrl", "margin-mse")}
 
 
@@ -148,15 +149,15 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         negs, ids, info = _source_negatives(source, data, opts, start, model_name, base, scorer)
         mining_s = time.perf_counter() - t0
         common: dict[str, Any] = {"train_rows": n_pairs, "filled": 0}
-        margins = None
+        teacher: dict[str, Any] = {}
         losses = ("mnrl",) if negs is None else LOSS_CHOICES[opts.loss]
         if negs is not None:
-            negs, ids, margins = prepare_negatives(data, opts, negs, ids, common, losses, scorer, start, shared)
+            negs, ids, teacher = prepare_negatives(data, opts, negs, ids, common, losses, scorer, start, shared)
         # "filled with random" is never credited to the source: its rows are counted apart.
         common["from_source"] = n_pairs * opts.negatives - common["filled"] if negs is not None else 0
         for loss in losses:
             name = source if loss == "mnrl" else f"{source}+{loss}"
-            results[name] = _train_condition(name, loss, data, opts, base, negs, margins, steps, cache, per_query)
+            results[name] = _train_condition(name, loss, data, opts, base, negs, teacher, steps, cache, per_query)
             results[name].update(common, negatives=info, mining_seconds=round(mining_s, 1))
         _clean_cache(cache, keep)
         _write_results(out_dir, results, per_query, data)  # so a run stopped later keeps what it measured
@@ -202,7 +203,7 @@ def _write_results(out_dir: Path, results: dict[str, Any], per_query: dict[str, 
          for split, conds in per_query.items() if conds}) + "\n", encoding="utf-8")
 
 
-def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, base: str, negs, margins,
+def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, base: str, negs, teacher: dict,
                      steps: int, cache: Path, per_query: dict[str, dict[str, list]]) -> dict[str, Any]:
     per_seed = []
     for seed in opts.seeds:
@@ -210,8 +211,8 @@ def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, ba
         with tempfile.TemporaryDirectory(prefix="synthgen-eval-") as tmp:
             model = train_retriever(base, list(data.train["query"]), list(data.train["positive"]), negs, seed,
                                     Path(tmp), opts.batch_size, opts.lr, opts.epochs, opts.max_seq_length, steps,
-                                    loss=loss, margins=margins, batch_sampler=opts.batch_sampler,
-                                    mse_weight=opts.mse_weight)
+                                    loss=loss, margins=teacher.get("margins"), batch_sampler=opts.batch_sampler,
+                                    mse_weight=opts.mse_weight, inbatch=teacher.get("inbatch"))
         scores = score_retriever(model, data, cache)
         _pop_per_query(scores, per_query, name)
         per_seed.append({"seed": seed, **scores, "seconds": round(time.perf_counter() - ts, 1)})

@@ -7,14 +7,16 @@ import math
 from typing import Any
 
 from synthgen.evaluation.eval_args import EvalOptions
+from synthgen.evaluation.combined_loss import InBatchTeacher
 from synthgen.evaluation.retrieval import EvalData, fill_negatives, judged_shares
 from synthgen.evaluation.training import TEACHER_LOSSES
 
 
 def prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: list[list], common: dict[str, Any],
                        losses: tuple[str, ...], scorer, start, shared: dict[str, Any]):
-    """A source's negative columns -> filled columns and, for margin-mse / mnrl-mse, teacher margins on the student's scale
-    (one float per row, or one per column when rows are n-tuples); what the source gave goes into `common`."""
+    """A source's negative columns -> filled columns and, for the teacher losses, `{"margins": ...}`: teacher margins
+    on the student's scale (one float per row, or one per column when rows are n-tuples), and for inbatch-kl
+    `"inbatch"`: an InBatchTeacher; what the source gave goes into `common`."""
     k = len(negs)
     flat = [n for col in negs for n in col]
     common.update({key: (round(v, 4) if isinstance(v, float) else v) for key, v in judged_shares(
@@ -31,7 +33,7 @@ def prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: 
                 taken[i].add(nid)
     common["filled"] = filled
     if not set(losses) & set(TEACHER_LOSSES):
-        return negs, ids, None
+        return negs, ids, {}
     raw = [teacher_margins(scorer(), data, col) for col in negs]
     fits = [student_scale(start, data, col, r, shared.setdefault("pair_embeddings", {})) for col, r in zip(negs, raw)]
     student = math.sqrt(sum(f["student_rms"] ** 2 for f in fits) / k)
@@ -40,7 +42,28 @@ def prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: 
     scaled = [[m * fit["scale"] for m in r] for r in raw]
     common["teacher"] = {"scorer": scorer().name, "margin_mean": float(sum(map(sum, raw)) / (k * len(raw[0]))),
                          **{key: round(v, 6) for key, v in fit.items()}}
-    return negs, ids, scaled[0] if k == 1 else [list(row) for row in zip(*scaled)]
+    out: dict[str, Any] = {"margins": scaled[0] if k == 1 else [list(row) for row in zip(*scaled)]}
+    if "inbatch-kl" in losses:
+        out["inbatch"] = inbatch_teacher(scorer(), data, negs, fit["scale"])
+        common["teacher"]["inbatch_pairs"] = int(out["inbatch"].scores.size)
+    return negs, ids, out
+
+
+def inbatch_teacher(scorer, data: EvalData, negs: list[list[str]], scale: float) -> InBatchTeacher:
+    """The teacher's scores of every distinct train query against every distinct train passage (positives and
+    the filled negative columns), times `scale` (the student's scale, as for the margins): any row may share a
+    batch with any other, so the in-batch KL needs them all (Cranfield: ~150 x ~2,000 pairs, once per source)."""
+    import numpy as np
+
+    queries = list(dict.fromkeys(data.train["query"]))
+    columns = [list(data.train["positive"])] + [list(col) for col in negs]
+    passages = list(dict.fromkeys(p for col in columns for p in col))
+    q_index = {q: i for i, q in enumerate(queries)}
+    p_index = {p: i for i, p in enumerate(passages)}
+    flat = scorer.score([q for q in queries for _ in passages], passages * len(queries))
+    scores = np.asarray(flat, dtype=np.float32).reshape(len(queries), len(passages)) * scale
+    return InBatchTeacher(scores=scores, row_query=[q_index[q] for q in data.train["query"]],
+                          row_passages=[[p_index[p] for p in col] for col in columns])
 
 
 def teacher_margins(scorer, data: EvalData, negatives: list[str]) -> list[float]:

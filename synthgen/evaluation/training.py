@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("mnrl", "margin-mse", "mnrl-mse")
-TEACHER_LOSSES = ("margin-mse", "mnrl-mse")  # the losses that read teacher margins
+LOSSES = ("mnrl", "margin-mse", "mnrl-mse", "inbatch-kl")
+TEACHER_LOSSES = ("margin-mse", "mnrl-mse", "inbatch-kl")  # the losses that read teacher margins
 MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (combined_loss.py says why it is large)
 # no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also keeps a query's known positives
 # out of the other rows of its batch (batch_sampler.py)
@@ -40,10 +40,12 @@ def sampler_for(name: str, samplers: Any) -> Any:
 def train_retriever(base_model: str, anchors: list[str], positives: list[str], negatives: list[list[str]] | None,
                     seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
                     max_seq_length: int = 128, max_steps: int | None = None, loss: str = "mnrl",
-                    margins: list | None = None, batch_sampler: str = "no-duplicates", mse_weight: float = MSE_WEIGHT) -> Any:
+                    margins: list | None = None, batch_sampler: str = "no-duplicates", mse_weight: float = MSE_WEIGHT,
+                    inbatch: Any = None) -> Any:
     """Train a copy of `base_model`; returns it. `negatives`: one or more columns (n-tuple rows when several).
     `margin-mse` and `mnrl-mse` need negatives and a teacher margin per row (a list of one per column with several
-    columns); `mse_weight` scales the MarginMSE term of `mnrl-mse`."""
+    columns); `mse_weight` scales the MarginMSE term of `mnrl-mse`; `inbatch-kl` needs `inbatch` (an InBatchTeacher
+    over these rows, in this order)."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
@@ -56,6 +58,8 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         raise ValueError(f"unknown batch sampler {batch_sampler!r}; known: {', '.join(BATCH_SAMPLERS)}")
     if loss in TEACHER_LOSSES and (negatives is None or margins is None or len(margins) != len(anchors)):
         raise ValueError(f"{loss} needs a negative and a teacher margin for every row")
+    if loss == "inbatch-kl" and (inbatch is None or len(inbatch.row_query) != len(anchors)):
+        raise ValueError("inbatch-kl needs the teacher's in-batch scores for every row")
     mnrl, margin_mse, samplers = loss_classes()
     on_gpu = torch.cuda.is_available()
     model = SentenceTransformer(base_model, device="cuda" if on_gpu else "cpu")
@@ -63,7 +67,9 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
     columns: dict[str, list] = {"anchor": anchors, "positive": positives}
     for c, col in enumerate(negatives or []):  # MNRL and MarginMSE read every column after the positive
         columns["negative" if len(negatives) == 1 else f"negative_{c + 1}"] = col
-    if loss in TEACHER_LOSSES:
+    if loss == "inbatch-kl":  # the row number: how the loss finds the teacher's scores for its batch
+        columns["label"] = [float(i) for i in range(len(anchors))]
+    elif loss in TEACHER_LOSSES:
         columns["label"] = [float(m) if len(negatives) == 1 else [float(x) for x in m] for m in margins]
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=batch_size, learning_rate=lr,
@@ -79,6 +85,10 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         from synthgen.evaluation.combined_loss import mnrl_plus_margin_mse
 
         loss_fn = mnrl_plus_margin_mse(model, mse_weight, mnrl, margin_mse)
+    elif loss == "inbatch-kl":
+        from synthgen.evaluation.combined_loss import mnrl_plus_inbatch_kl
+
+        loss_fn = mnrl_plus_inbatch_kl(model, inbatch, mnrl)
     else:
         loss_fn = mnrl(model) if loss == "mnrl" else margin_mse(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
