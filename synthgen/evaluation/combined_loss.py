@@ -1,9 +1,14 @@
-"""`mnrl-mse`: MultipleNegativesRankingLoss plus a weighted MarginMSELoss on the same rows, from one forward pass.
+"""Losses that add a teacher to MultipleNegativesRankingLoss, each from one forward pass per batch.
 
-MNRL alone learns only "the positive beats every other passage in the batch"; MarginMSE alone learns the
-teacher's margin on the one listed negative but never sees the batch's other passages. The sum keeps both
-signals. MNRL's logits are cosine x 20 while MarginMSE regresses raw margins (RMS ~0.3), so MarginMSE's
-gradient is ~2 orders smaller at equal weight: `weight` (eval's --mse-weight) puts the two on one scale."""
+`mnrl-mse`: MNRL plus a weighted MarginMSELoss on the same rows. MNRL alone learns only "the positive beats every
+other passage in the batch"; MarginMSE alone learns the teacher's margin on the one listed negative but never
+sees the batch's other passages. MNRL's logits are cosine x 20 while MarginMSE regresses raw margins (RMS ~0.3),
+so MarginMSE's gradient is ~2 orders smaller at equal weight: `weight` (eval's --mse-weight) puts the two on one
+scale.
+
+`inbatch-kl`: MNRL plus KL to the teacher's distribution over every passage of the batch. The teacher's scores
+of all train queries x all train passages are computed up front (InBatchTeacher), which is quadratic: fine for
+an eval's few thousand rows, not for a full training set."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from synthgen.evaluation.eval_args import EvalOptions
 from synthgen.evaluation.combined_loss import InBatchTeacher
+from synthgen.evaluation.eval_args import EvalOptions
 from synthgen.evaluation.retrieval import EvalData, fill_negatives, judged_shares
 from synthgen.evaluation.training import TEACHER_LOSSES
 
@@ -52,7 +52,7 @@ def prepare_negatives(data: EvalData, opts: EvalOptions, negs: list[list], ids: 
 def inbatch_teacher(scorer, data: EvalData, negs: list[list[str]], scale: float) -> InBatchTeacher:
     """The teacher's scores of every distinct train query against every distinct train passage (positives and
     the filled negative columns), times `scale` (the student's scale, as for the margins): any row may share a
-    batch with any other, so the in-batch KL needs them all (Cranfield: ~150 x ~2,000 pairs, once per source)."""
+    batch with any other, so the in-batch KL needs them all (Cranfield: 150 x 1,007 pairs, once per source)."""
     import numpy as np
 
     queries = list(dict.fromkeys(data.train["query"]))

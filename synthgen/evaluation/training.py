@@ -1,7 +1,7 @@
 """Fine-tuning for `synthgen eval`: a bi-encoder trained on (query, positive[, negative]) rows with
 MultipleNegativesRankingLoss (`mnrl`) or on (query, positive, negative, margin) rows with MarginMSELoss
-(`margin-mse`, distilling the validation scorer's score margins), or the sum of both (`mnrl-mse`,
-combined_loss.py); all for the same number of steps."""
+(`margin-mse`, distilling the validation scorer's score margins), the sum of both (`mnrl-mse`) or MNRL plus
+in-batch KL to the teacher (`inbatch-kl`; both in combined_loss.py); all for the same number of steps."""
 
 from __future__ import annotations
 
