@@ -10,6 +10,16 @@ def read_qrels_rows(path: Path) -> list[list[str]]:
     return [line.split("\t") for line in path.read_text().splitlines()[1:] if line.strip()]
 
 
+def first_queries(src: Path, counts: dict[str, int]) -> dict[str, list[list[str]]]:
+    """Per split, the qrels rows of its first `counts[split]` queries that have a positive."""
+    splits = {}
+    for split, n in counts.items():
+        rows = read_qrels_rows(src / "qrels" / f"{split}.tsv")
+        qids = list(dict.fromkeys(r[0] for r in rows if float(r[2]) > 0))[:n]
+        splits[split] = [r for r in rows if r[0] in qids]
+    return splits
+
+
 def write_beir_subset(src: Path, dest: Path, qrels: dict[str, list[list[str]]], n_other: int) -> Path:
     """`qrels` rows per split, every passage they judge plus the first `n_other` others, and their queries."""
     (dest / "qrels").mkdir(parents=True)

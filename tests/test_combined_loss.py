@@ -64,16 +64,11 @@ def test_eval_trains_dense_with_a_combined_loss(tmp_path, loss):
     inbatch-kl: the teacher scored every train query against every train passage)."""
     import json
 
-    from beir_subset import read_qrels_rows, run_cli, write_beir_subset
+    from beir_subset import first_queries, run_cli, write_beir_subset
     from conftest import shared_dataset
 
     src = shared_dataset("cranfield")
-    splits = {}
-    for split, n in (("train", 5), ("test", 3)):
-        rows = read_qrels_rows(src / "qrels" / f"{split}.tsv")
-        qids = list(dict.fromkeys(r[0] for r in rows if float(r[2]) > 0))[:n]
-        splits[split] = [r for r in rows if r[0] in qids]
-    data = write_beir_subset(src, tmp_path / "cran-mse", splits, 30)
+    data = write_beir_subset(src, tmp_path / "cran-mse", first_queries(src, {"train": 5, "test": 3}), 30)
     run_cli(["eval", "--data", str(data), "--output", str(tmp_path / "out"), "--seeds", "1", "--sources", "dense",
              "--loss", loss, "--mse-weight", "12.5", "--max-steps", "1", "--batch-size", "4",
              "--max-seq-length", "32", "--no-plot"])

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from beir_subset import read_qrels_rows, run_cli, write_beir_subset
+from beir_subset import first_queries, run_cli, write_beir_subset
 from conftest import shared_dataset
 
 from synthgen.evaluation.retrieval import EvalData, fill_negatives
@@ -64,12 +64,7 @@ def test_fill_never_draws_a_passage_the_pair_already_has():
 def ntuple_eval(tmp_path_factory):
     root = tmp_path_factory.mktemp("ntuple")
     src = shared_dataset("cranfield")
-    splits = {}
-    for split, n in (("train", 6), ("test", 3)):
-        rows = read_qrels_rows(src / "qrels" / f"{split}.tsv")
-        qids = list(dict.fromkeys(r[0] for r in rows if float(r[2]) > 0))[:n]
-        splits[split] = [r for r in rows if r[0] in qids]
-    data = write_beir_subset(src, root / "cranfield-ntuple", splits, 30)
+    data = write_beir_subset(src, root / "cranfield-ntuple", first_queries(src, {"train": 6, "test": 3}), 30)
     printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1", "--negatives", "2",
                        "--sources", "dense", "mine", "--loss", "both", "--max-steps", "1", "--batch-size", "4",
                        "--max-seq-length", "32", "--set", "mine.k=4", "--set", "mine.range_max=20",
