@@ -16,6 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def _embed_columns(model: Any, sentence_features) -> list:
+    """One embedding tensor per column: sentence-transformers' own `embed_columns` (>= 6, merges columns into one
+    forward pass where it can), else one forward per column."""
+    try:
+        from sentence_transformers.base.losses.merged_forward import embed_columns
+    except ImportError:
+        return [model(f)["sentence_embedding"] for f in sentence_features]
+    return embed_columns(model, sentence_features)
+
+
 def mnrl_plus_margin_mse(model: Any, weight: float, mnrl_cls: Any, margin_mse_cls: Any) -> Any:
     """An nn.Module loss for SentenceTransformerTrainer over (anchor, positive, negative..., label) rows."""
     from torch import nn
@@ -33,7 +43,7 @@ def mnrl_plus_margin_mse(model: Any, weight: float, mnrl_cls: Any, margin_mse_cl
 
         def forward(self, sentence_features, labels):
             # Each column embedded once; both losses read the same embeddings (MNRL ignores the labels).
-            embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
+            embeddings = _embed_columns(self.model, sentence_features)
             return (self.mnrl.compute_loss_from_embeddings(embeddings, labels)
                     + self.weight * self.margin_mse.compute_loss_from_embeddings(embeddings, labels))
 
@@ -69,7 +79,7 @@ def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any) -> 
             self.row_passages = torch.as_tensor(teacher.row_passages, dtype=torch.long)  # (columns, rows)
 
         def forward(self, sentence_features, labels):
-            embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
+            embeddings = _embed_columns(self.model, sentence_features)
             rows = labels.long().cpu()
             queries = nn.functional.normalize(embeddings[0], dim=-1)
             docs = nn.functional.normalize(torch.cat(embeddings[1:]), dim=-1)

@@ -54,8 +54,7 @@ from synthgen.evaluation.training import train_retriever
 log = logging.getLogger(__name__)
 
 LOSS_CHOICES = {"mnrl": ("mnrl",), "margin-mse": ("margin-mse",), "mnrl-mse": ("mnrl-mse",),
-                "inbatch-kl": ("inbatch-kl",),
-                "both": ("mnrl", "margin-mse")}
+                "inbatch-kl": ("inbatch-kl",), "both": ("mnrl", "margin-mse")}
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], metric: str = "ndcg@10") -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 LOSSES = ("mnrl", "margin-mse", "mnrl-mse", "inbatch-kl")
-TEACHER_LOSSES = ("margin-mse", "mnrl-mse", "inbatch-kl")  # the losses that read teacher margins
+TEACHER_LOSSES = ("margin-mse", "mnrl-mse", "inbatch-kl")  # the losses that read the teacher's scores
 MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (combined_loss.py says why it is large)
 # no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also keeps a query's known positives
 # out of the other rows of its batch (batch_sampler.py)
