@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cache_args(sub)
 
+    from synthgen.commands.compare import add_compare_args
+
+    add_compare_args(sub.add_parser("compare", help="paired bootstrap and t-test of eval conditions from different "
+                                                    "runs, on the per-query nDCG@10 they kept"))
     ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
     add_eval_args(ev)
     _add_config_args(ev)

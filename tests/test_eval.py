@@ -199,6 +199,23 @@ def test_eval_results_json_shape_and_values(tiny_eval):
     assert printed.splitlines()[-1].endswith("report.md")
 
 
+def test_compare_across_runs_reproduces_the_runs_own_paired_test(tiny_eval):
+    """`synthgen compare` on a real eval output: the same statistics as the run's own test against dense, from
+    the dataset folder or the output folder above it."""
+    from synthgen.evaluation.compare_runs import compare_specs
+
+    folder, _, _ = tiny_eval
+    results = json.loads((folder / "results.json").read_text())
+    rows = compare_specs(f"{folder}:dense", [f"{folder.parent}:hybrid", f"{folder}:none"])
+    assert [(r["condition"].rsplit(":", 1)[1], r["split"]) for r in rows] == [("hybrid", "test"), ("none", "test")]
+    for row, name in zip(rows, ("hybrid", "none")):
+        own = results[name]["stats"]
+        for key in ("delta", "bootstrap_p", "ttest_p", "bar", "beats", "queries"):
+            assert row[key] == pytest.approx(own[key]) if isinstance(own[key], float) else row[key] == own[key]
+    printed = run_cli(["compare", f"{folder}:dense", f"{folder}:hybrid"])
+    assert f"{folder}:hybrid | test ({rows[0]['queries']} q)" in printed and f"{rows[0]['delta']:+.4f}" in printed
+
+
 def test_sources_without_training(tiny_eval):
     """random / bm25 / synthetic negatives on the same tiny data, checked against the qrels."""
     from sentence_transformers import SentenceTransformer
