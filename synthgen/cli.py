@@ -9,6 +9,7 @@ commands:
   prompts    list the strategies, or show what one sends
   config     every config key with type, default and help; or the resolved config
   eval       A/B of negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100
+  compare    paired tests of eval conditions from different runs (no training)
   audit      measure validation on dense qrels: hide positives, count kept false negatives
 
 Every command that reads the config takes --config FILE and --set KEY=VALUE (see `synthgen config --defaults`).
@@ -100,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from synthgen.commands.compare import add_compare_args
 
-    add_compare_args(sub.add_parser("compare", help="paired bootstrap and t-test of eval conditions from different "
-                                                    "runs, on the per-query nDCG@10 they kept"))
+    add_compare_args(sub.add_parser("compare", help="paired tests of eval conditions across runs: bootstrap and "
+                                                    "t-test on the per-query nDCG@10 they kept"))
     ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
     add_eval_args(ev)
     _add_config_args(ev)
