@@ -99,13 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cache_args(sub)
 
+    ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
+    add_eval_args(ev)
+    _add_config_args(ev)
     from synthgen.commands.compare import add_compare_args
 
     add_compare_args(sub.add_parser("compare", help="paired tests of eval conditions across runs: bootstrap and "
                                                     "t-test on the per-query nDCG@10 they kept"))
-    ev = sub.add_parser("eval", help="A/B negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100")
-    add_eval_args(ev)
-    _add_config_args(ev)
     helps = {a.dest: a.help for a in sub._choices_actions}
     for name, p in sub.choices.items():
         # `synthgen X --help` starts with what X does; --set keys are listed by `synthgen config --defaults`.
