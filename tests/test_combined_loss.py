@@ -60,7 +60,7 @@ def test_train_retriever_needs_the_teacher_for_combined_losses(tmp_path):
         train_retriever("unused", ["q"], ["p"], [["n"]], 0, tmp_path, loss="inbatch-kl", margins=[0.1])
 
 
-@pytest.mark.parametrize("loss", ["mnrl-mse", "inbatch-kl"])
+@pytest.mark.parametrize("loss", ["mnrl-mse", "inbatch-kl", "listwise-kl"])
 def test_eval_trains_dense_with_a_combined_loss(tmp_path, loss):
     """The CLI end to end: a `dense+<loss>` condition with teacher margins (mnrl-mse: the weight in meta.json;
     inbatch-kl: the teacher scored every train query against every train passage)."""
@@ -84,6 +84,8 @@ def test_eval_trains_dense_with_a_combined_loss(tmp_path, loss):
     assert meta["loss"] == loss
     if loss == "mnrl-mse":
         assert meta["mse_weight"] == 12.5
+    elif loss == "listwise-kl":  # the row's own margins only: no in-batch matrix
+        assert "inbatch_pairs" not in entry["teacher"] and "mse_weight" not in meta
     else:  # 5 queries x (their positives + one negative each), every pair
         rows = entry["train_rows"]
         assert "mse_weight" not in meta
@@ -120,3 +122,63 @@ def test_inbatch_kl_reads_the_teachers_scores_of_the_whole_batch(minilm):
     with torch.no_grad():
         again = float(mnrl_plus_inbatch_kl(minilm, flipped, mnrl_cls)(swapped, rows.flip(0)))
     assert again == pytest.approx(wrong, rel=1e-3)
+
+
+def test_listwise_kl_is_mnrl_plus_kl_over_each_rows_own_passages(minilm):
+    """The KL term compares the student's softmax over [positive, negative] of each row with the teacher's, built from
+    the row's margin: ~0 extra when the margins are the student's own, more when they are reversed; a shift of both
+    scores (the same margin) cannot change it, so margins are all an export needs to carry."""
+    from synthgen.evaluation.combined_loss import mnrl_plus_listwise_kl
+    from synthgen.evaluation.training import loss_classes
+
+    mnrl_cls, _, _ = loss_classes()
+    feats, _ = _batch(minilm)
+    queries = ["what is boundary layer transition", "heat transfer in hypersonic flow"]
+    positives = ["transition of the boundary layer from laminar to turbulent flow",
+                 "heat transfer rates measured at hypersonic mach numbers"]
+    negatives = ["the buckling of thin cylindrical shells under axial load",
+                 "boundary layer transition on a flat plate at low speed"]
+    q, p, n = (minilm.encode(t, normalize_embeddings=True) for t in (queries, positives, negatives))
+    own = torch.tensor((q * p).sum(1) - (q * n).sum(1))
+    loss = mnrl_plus_listwise_kl(minilm, mnrl_cls)
+    with torch.no_grad():
+        base = float(mnrl_cls(minilm)(feats, own))
+        same = float(loss(feats, own))
+        wrong = float(loss(feats, -own))
+        two_columns = float(loss(feats, own.reshape(-1, 1)))  # one margin per column, k = 1
+    assert same == pytest.approx(base, abs=1e-3)
+    assert wrong > base + 0.05
+    assert two_columns == pytest.approx(same, rel=1e-5)
+    loss(feats, -own).backward()
+    assert any(float(g.grad.abs().sum()) > 0 for g in minilm.parameters() if g.grad is not None)
+    minilm.zero_grad()
+
+
+def test_eval_trains_several_losses_on_the_same_negatives(tmp_path):
+    """`--loss mnrl inbatch-kl listwise-kl`: one mining, three trainings on the same columns, each paired against
+    the baseline in the run's own stats."""
+    import json
+
+    from beir_subset import first_queries, run_cli, write_beir_subset
+    from conftest import shared_dataset
+
+    from synthgen.evaluation.eval_run import resolve_losses
+
+    assert resolve_losses(["mnrl", "both", "listwise-kl"]) == ("mnrl", "margin-mse", "listwise-kl")
+    with pytest.raises(ValueError, match="unknown loss 'kl'"):
+        resolve_losses(["mnrl", "kl"])
+    src = shared_dataset("cranfield")
+    data = write_beir_subset(src, tmp_path / "cran-multi", first_queries(src, {"train": 5, "test": 3}), 30)
+    run_cli(["eval", "--data", str(data), "--output", str(tmp_path / "out"), "--seeds", "1", "--sources", "dense",
+             "--negatives", "2", "--loss", "mnrl", "inbatch-kl", "listwise-kl", "--max-steps", "1",
+             "--batch-size", "4", "--max-seq-length", "32", "--no-plot"])
+    folder = tmp_path / "out" / "cran-multi"
+    results = json.loads((folder / "results.json").read_text())
+    meta = json.loads((folder / "meta.json").read_text())
+    assert list(results) == ["zero-shot", "dense", "dense+inbatch-kl", "dense+listwise-kl"]
+    assert meta["loss"] == ["mnrl", "inbatch-kl", "listwise-kl"] and meta["baseline"] == "dense"
+    assert {results[n]["loss"] for n in list(results)[1:]} == {"mnrl", "inbatch-kl", "listwise-kl"}
+    # the same negative columns for every loss
+    assert len({(results[n]["filled"], results[n]["from_source"]) for n in list(results)[1:]}) == 1
+    for name in ("dense+inbatch-kl", "dense+listwise-kl"):
+        assert set(results[name]["stats"]) >= {"delta", "bootstrap_p", "beats"}

