@@ -10,6 +10,7 @@ commands:
   config     every config key with type, default and help; or the resolved config
   eval       A/B of negative sources: fine-tune MiniLM on each, score nDCG@10 / Recall@100
   compare    paired tests of eval conditions from different runs (no training)
+  train      fine-tune a bi-encoder on a run's negatives, distilling the run's scorer (in-batch KL by default)
   audit      measure validation on dense qrels: hide positives, count kept false negatives
 
 Every command that reads the config takes --config FILE and --set KEY=VALUE (see `synthgen config --defaults`).
@@ -106,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_compare_args(sub.add_parser("compare", help="paired tests of eval conditions across runs: bootstrap and "
                                                     "t-test on the per-query nDCG@10 they kept"))
+    from synthgen.commands.train import add_train_args
+
+    tr = sub.add_parser("train", help="fine-tune a bi-encoder on a run's negatives with the run's scorer as teacher")
+    add_train_args(tr)
+    _add_config_args(tr)
     helps = {a.dest: a.help for a in sub._choices_actions}
     for name, p in sub.choices.items():
         # `synthgen X --help` starts with what X does; --set keys are listed by `synthgen config --defaults`.

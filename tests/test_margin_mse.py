@@ -64,7 +64,7 @@ def test_one_margin_mse_step_on_the_export_as_written(exported, tmp_path):
     import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    from synthgen.evaluation.training import loss_classes
+    from synthgen.training.trainer import loss_classes
 
     _, margin_mse, _ = loss_classes()
     train = load_from_disk(str(exported))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthgen.core.config import Config
-from synthgen.evaluation.training import BATCH_SAMPLERS, MSE_WEIGHT
+from synthgen.training.trainer import BATCH_SAMPLERS, MSE_WEIGHT
 
 SOURCES = ("none", "random", "bm25", "dense", "mine", "synthetic", "hybrid")
 

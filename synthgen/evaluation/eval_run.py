@@ -27,7 +27,7 @@ Losses (`loss`): `mnrl` trains every source with MultipleNegativesRankingLoss; `
 with a negative column on MarginMSELoss against the validation scorer's margins score(q, pos) - score(q, neg)
 (`none` stays MNRL: it has no negative); `mnrl-mse` on their sum, `inbatch-kl` on MNRL plus KL to the teacher's
 scores of every passage in the batch, `listwise-kl` on MNRL plus KL to the teacher over each row's own positive
-and negatives (combined_loss.py); `both` runs each source both ways (`<source>+margin-mse`). Several losses train
+and negatives (training/losses.py); `both` runs each source both ways (`<source>+margin-mse`). Several losses train
 each source once per loss on the same negative columns (`<source>+<loss>`, plain `<source>` for mnrl).
 Statistics (evaluation/stats.py): every condition against one baseline (`baseline`, default dense): seed
 mean ± std, the difference, a paired bootstrap over test queries and a paired t-test on the seed-averaged
@@ -51,7 +51,7 @@ from synthgen.evaluation.retrieval import EvalData, load_eval_data, model_finger
 from synthgen.evaluation.sources import dense_st_source, eval_scorer, mine_source, mined_source, synthgen_source
 from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
 from synthgen.evaluation.train_rows import prepare_negatives
-from synthgen.evaluation.training import train_retriever
+from synthgen.training.trainer import train_retriever
 
 log = logging.getLogger(__name__)
 

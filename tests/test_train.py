@@ -1,0 +1,81 @@
+"""`synthgen train`: a run's rows become n-tuples (hardest first, random fills counted apart) and a real MiniLM is
+fine-tuned on them with the run's scorer as the teacher."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synthgen.core.errors import LoaderError
+from synthgen.training.rows import training_rows
+
+
+def _rows():
+    # query q1 has two positives; p1 has three scored negatives, p2 one; q2's only positive has none kept
+    return {"anchor": ["q1", "q1", "q1", "q1", "q2"], "query_id": ["1", "1", "1", "1", "2"],
+            "positive": ["p1", "p1", "p1", "p2", "p3"], "positive_id": ["a", "a", "a", "b", "c"],
+            "negative": ["easy", "hard", "mid", "other", ""], "negative_score": [0.1, 0.9, 0.5, 0.4, None]}
+
+
+def test_rows_take_the_hardest_negatives_and_count_the_random_fill():
+    pool = ["p1", "p2", "p3", "r1", "r2", "r3", "r4"]
+    out = training_rows(_rows(), 2, pool, seed=0)
+    assert out.anchors == ["q1", "q1", "q2"] and out.positives == ["p1", "p2", "p3"]
+    assert [out.negatives[0][0], out.negatives[1][0]] == ["hard", "mid"]  # the hardest two of three
+    assert out.negatives[0][1] == "other"
+    assert out.from_run == 3 and out.filled == 3  # p2 lacks one, p3 (an empty negative) lacks two
+    for row in (1, 2):
+        fills = [out.negatives[c][row] for c in range(2)]
+        assert not {"p1", "p2", "p3"} & set(fills[1:] if row == 1 else fills)  # never a positive of the query
+    assert out.negatives[0][2] != out.negatives[1][2]  # no passage twice in a row
+    again = training_rows(_rows(), 2, pool, seed=0)
+    assert again.negatives == out.negatives  # seeded
+    with pytest.raises(LoaderError, match="could not draw a random passage"):
+        training_rows(_rows(), 3, ["p1", "p2"], seed=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        training_rows(_rows(), 0, pool)
+
+
+def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
+    """End to end on a real `mine` run: 3 negative columns, in-batch KL to the run's own scorer, a model that
+    loads and differs from the one it started from, and train.json that accounts for every cell."""
+    import numpy as np
+    from datasets import load_from_disk
+    from sentence_transformers import SentenceTransformer
+
+    from synthgen.cli import main
+    from synthgen.commands.train import _packaged_model
+
+    out = tmp_path / "model"
+    rc = main(["train", str(mined_run["folder"]), "--output", str(out), "--max-steps", "2", "--batch-size", "4",
+               "--max-seq-length", "32", "--negatives", "3"])
+    assert rc == 0
+    report = json.loads((out / "train.json").read_text())
+    kept = load_from_disk(str(mined_run["folder"] / "triplets"))
+    groups = {(q, p) for q, p in zip(kept["query_id"], kept["positive_id"])}
+    assert report["rows"] == len(groups) and report["loss"] == "inbatch-kl"
+    assert report["from_run"] + report["filled"] == 3 * len(groups)
+    distinct: dict = {}
+    for q, p, n in zip(kept["query_id"], kept["positive_id"], kept["negative"]):
+        distinct.setdefault((q, p), set()).add(n)
+    assert report["from_run"] == sum(min(len(v), 3) for v in distinct.values())  # a text at most once per row
+    assert report["fill_corpus"] == str(mined_run["data"])  # the run's input corpus, from run.json
+    assert report["scorer_config_from"] == "run.json"
+    assert report["teacher"]["scorer"] and report["teacher"]["scale"] > 0
+    n_queries = len(set(kept["anchor"]))
+    assert report["teacher"]["inbatch_pairs"] >= n_queries * len(groups)
+    trained = SentenceTransformer(str(out), device="cpu")
+    start = SentenceTransformer(_packaged_model(), device="cpu")
+    text = mined_run["queries"][0]
+    assert not np.allclose(trained.encode(text), start.encode(text), atol=1e-4)
+    # an output folder that is not empty is never written into
+    rc = main(["train", str(mined_run["folder"]), "--output", str(out), "--max-steps", "1"])
+    assert rc == 2
+
+
+def test_train_errors_are_one_line(tmp_path, capsys):
+    from synthgen.cli import main
+
+    assert main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "m")]) == 2
+    assert "run folder not found" in capsys.readouterr().err
