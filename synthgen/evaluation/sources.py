@@ -207,6 +207,14 @@ def eval_scorer(opts: EvalOptions, model, model_name: str):
     return validation_scorer(_scorer_cfg(opts), opts.validator, model, model_name)
 
 
+def eval_teacher(opts: EvalOptions):
+    """The teacher losses' scorer when `--teacher` names one apart from the validator: that kind, with the eval's
+    max length and the config's fusion settings, its bi-encoder part the packaged MiniLM."""
+    from synthgen.validate.load import load_scorer
+
+    return load_scorer(_scorer_cfg(opts).model_copy(update={"kind": opts.teacher, "model": None}))
+
+
 def synthgen_source(name: str, data: EvalData, opts: EvalOptions, model, model_name: str, model_ref: str,
                     scorer=None) -> tuple[list, list, dict[str, Any]]:
     """synthetic / hybrid: synthgen's candidate sources, validation stage and MixFilter; `scorer`: the run's
