@@ -65,11 +65,11 @@ def test_processor_answers_are_what_a_local_run_reads_and_a_rerun_sends_nothing(
 def test_kill9_during_the_processor_then_rerun_repeats_no_cached_request(tmp_path):
     """The processor writes each batch of answers (ray.llm_batch_size=2) to the cache as it comes out: after a
     kill -9 of the whole run, the rerun sends only the prompts the cache does not hold."""
-    import os
-    import signal
     import subprocess
     import sys
     import time
+
+    from processes import kill_session
 
     cmd = [sys.executable, "-m", "synthgen", "generate", "--set", f"output_dir={tmp_path}", "--set", "run_name=r",
            "--set", "runner=ray", "--set", "ray.num_cpus=2", "--set", "ray.llm_stage=processor",
@@ -79,7 +79,7 @@ def test_kill9_during_the_processor_then_rerun_repeats_no_cached_request(tmp_pat
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and proc.poll() is None and (not db.exists() or _cached(db, None) < 2):
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_session(proc.pid)
     proc.wait()
     before = _cached(db, None)
     assert 2 <= before < 6 and not (tmp_path / "r" / "run.json").exists(), "the kill must land mid-processor"

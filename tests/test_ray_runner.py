@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from datasets import load_from_disk
 from synthgen.core.config_load import load_config
 from synthgen.runners.local import query_batches
 from synthgen.runners.ray_runner import batch_numbers
+from processes import kill_session
 
 ray = pytest.importorskip("ray", reason="runner: ray needs `pip install 'synthgen[ray]'` (make install does it)")
 
@@ -128,11 +127,11 @@ def _cached(db: Path) -> int:
 def test_kill9_mid_run_then_rerun_repeats_no_request(tmp_path):
     first_shard = tmp_path / "r" / "shards" / "bq1" / "batch-000000.json"
     proc = subprocess.Popen(_command(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # its own group: Ray's processes and the server die with it
+                            start_new_session=True)  # its own session: kill_session finds all of the run
     deadline = time.monotonic() + 900
     while not first_shard.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_session(proc.pid)
     proc.wait()
     cached_before = _cached(tmp_path / "cache.sqlite")
     assert first_shard.exists() and not (tmp_path / "r" / "run.json").exists(), "the kill must land mid-run"
