@@ -26,7 +26,7 @@ def add_eval_args(p) -> None:
     p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
     p.add_argument("--negatives", type=int, default=1, metavar="K",
                    help="negatives per training row, for every source (n-tuples when K > 1): each source gives up to "
-                        "K per pair (dense: ST num_negatives=K; mine: its default source's quota raised to K; hybrid: "
+                        "K per pair (dense: ST num_negatives=K; mine: its default source's quota set to K; hybrid: "
                         "round-robin over synthetic, bm25, dense); missing ones are filled with random passages")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-5, help="learning rate (linear schedule, 10%% warmup)")

@@ -272,8 +272,8 @@ def mine_source(data: EvalData, opts: EvalOptions, model, model_name: str, model
     base = opts.config.mine
     update: dict[str, Any] = {"max_seq_length": opts.max_seq_length,
                               "cache_dir": base.cache_dir or str(opts.output_dir / "cache" / "mine")}
-    if opts.negatives > 1 and "sources" not in base.model_fields_set:  # the default source, n-tuple wide
-        update["sources"] = {src: max(n, opts.negatives) for src, n in base.sources.items()}
+    if "sources" not in base.model_fields_set:  # the default source, as many as the rows have columns
+        update["sources"] = {src: opts.negatives for src in base.sources}
     mcfg = base.model_copy(update=update)
     cfg = opts.config.model_copy(update={"mine": mcfg})
     corpus = Corpus(data.corpus_ids, data.corpus)

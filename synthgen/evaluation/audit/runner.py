@@ -23,7 +23,7 @@ from synthgen.io.write import package_versions, write_json
 
 log = logging.getLogger(__name__)
 
-ST_SWEEP = {  # name -> mine_hard_negatives keyword arguments (num_negatives=1, sampling "top")
+ST_SWEEP = {  # name -> mine_hard_negatives keyword arguments (sampling "top"; num_negatives = synthgen's per pair)
     "ranks 0-100": {"range_min": 0, "range_max": 100},
     "ranks 10-100": {"range_min": 10, "range_max": 100},
     "ranks 50-200": {"range_min": 50, "range_max": 200},

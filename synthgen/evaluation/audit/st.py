@@ -74,11 +74,12 @@ def st_sweep(cfg: Config, split: AuditSplit, corpus: dict[str, str], mining, ind
     seed_st_cache(cache, model, list(corpus.values()), mining, cfg.mine.passage_prompt)
     old = model.max_seq_length
     model.max_seq_length = cfg.mine.max_seq_length  # the same model settings synthgen mined with
+    per_pair = max(1, sum(cfg.mine.sources.values()))  # as many negatives per pair as synthgen keeps
     out: dict[str, dict[str, Any]] = {}
     try:
         for name, kwargs in settings.items():
             log.info("ST mine_hard_negatives: %s", name)
-            mined = mine_hard_negatives(pairs, model, corpus=list(corpus.values()), num_negatives=1,
+            mined = mine_hard_negatives(pairs, model, corpus=list(corpus.values()), num_negatives=per_pair,
                                         sampling_strategy="top", batch_size=cfg.mine.batch_size, verbose=False,
                                         query_prompt=cfg.mine.query_prompt, corpus_prompt=cfg.mine.passage_prompt,
                                         cache_folder=str(cache), **kwargs)
@@ -87,7 +88,8 @@ def st_sweep(cfg: Config, split: AuditSplit, corpus: dict[str, str], mining, ind
                      for a, n in zip(rows["anchor"], rows["negative"]))
             kept = len(rows["negative"])
             with_neg = len(set(zip(rows["anchor"], rows["positive"])))
-            out[name] = {"settings": kwargs, "kept": kept, "pair_yield": round(with_neg / len(anchors), 4),
+            out[name] = {"settings": {**kwargs, "num_negatives": per_pair}, "kept": kept,
+                         "pair_yield": round(with_neg / len(anchors), 4),
                          "fn_rate": round(fn / kept, 4) if kept else None, "kept_false_negatives": fn,
                          **hardness(list(zip(rows["anchor"], rows["negative"])), mining, independent,
                                     opts.independent_sample, opts.seed)}
