@@ -129,7 +129,8 @@ class MineConfig(_Section):
     """`synthgen mine`: negatives retrieved from the corpus (and optionally written by the LLM), mixed per pair."""
 
     sources: dict[Literal["synthetic", "bm25", "dense", "random"], int] = Field(
-        default_factory=lambda: {"dense": 1},  # 1: its 3 the same for all of a query's positives trained worse (README)
+        # 1, not 3: a query's positives would all share its 3 hardest (README, "Three mined columns")
+        default_factory=lambda: {"dense": 1},
         description="validated negatives kept per (query, positive) pair from each source, e.g. "
                     "{synthetic: 2, bm25: 1, dense: 1}")
     k: int = Field(16, ge=1, description="candidates per (query, positive) pair and source before validation "
