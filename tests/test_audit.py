@@ -132,3 +132,18 @@ def test_audit_command_on_a_crafted_corpus(tmp_path, capsys):
     st = result["st_sweep"]["ranks 0-100"]
     assert st["kept"] == 4 and st["kept_false_negatives"] == 4 and st["pair_yield"] == 1.0
     assert "synthgen (this config)" in capsys.readouterr().out
+
+
+def test_st_baseline_mines_as_many_negatives_per_pair_as_synthgen_keeps(tmp_path):
+    """The ST rows of the audit are comparable: with two negatives per pair in synthgen, ST is asked for two."""
+    from synthgen.cli import main
+
+    folder = crafted_beir(tmp_path)
+    rc = main(["audit", "--set", f"input.path={folder}", "--set", f"output_dir={tmp_path / 'out'}",
+               "--set", "mine.sources={random: 2}", "--set", "mine.k=8", "--set", "mine.cache_dir=" + str(tmp_path / "emb"),
+               "--independent-sample", "0"])
+    assert rc == 0
+    result = json.loads(next((tmp_path / "out").glob("audit-beir-*")).joinpath("audit.json").read_text())
+    st = result["st_sweep"]["ranks 0-100"]
+    assert st["settings"]["num_negatives"] == 2
+    assert st["kept"] == 8 and st["pair_yield"] == 1.0  # 4 visible pairs, 2 negatives each
