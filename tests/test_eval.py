@@ -95,6 +95,30 @@ def _subset(dest: Path, n_train: int = 8, n_test: int = 4, n_other: int = 30) ->
     return write_beir_subset(src, dest, splits, n_other)
 
 
+def test_epochs_set_the_steps_of_every_condition_unless_max_steps_does(capsys):
+    from synthgen.cli import build_parser
+    from synthgen.commands.eval import eval_options
+    from synthgen.evaluation.eval_args import training_steps
+
+    def opts(*extra):
+        return eval_options(build_parser().parse_args(["eval", "--data", "d", *extra]))
+
+    assert training_steps(100, opts()) == 7  # one pass of 100 pairs in batches of 16
+    assert training_steps(100, opts("--epochs", "2")) == 14
+    assert training_steps(100, opts("--epochs", "3", "--batch-size", "10")) == 30
+    assert training_steps(100, opts("--epochs", "2", "--max-steps", "5")) == 5
+    for bad in (["--epochs", "0"], ["--max-steps", "-1"], ["--epochs", "two"]):
+        with pytest.raises(SystemExit) as exit_:
+            opts(*bad)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "must be at least 1" in err or "expected a whole number, got 'two'" in err
+    o = opts()
+    o.epochs = 0  # the Python API gets the same check as the CLI
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        training_steps(100, o)
+
+
 def test_dev_queries_hold_train_queries_out_as_the_dev_split(tmp_path):
     from synthgen.core.schema import batch_len
     from synthgen.evaluation.retrieval import load_eval_data, read_qrels
@@ -144,6 +168,7 @@ def test_eval_results_json_shape_and_values(tiny_eval):
     assert list(results) == ["zero-shot", "none", "dense", "hybrid"]
     n_pairs = _n_pairs(data)
     assert meta["train_pairs"] == n_pairs and meta["steps"] == 1 and meta["seeds"] == [42]
+    assert meta["epochs"] is None  # --max-steps was given: steps, not passes, say how long it trained
     assert meta["max_seq_length"] == 32 and meta["batch_sampler"] == "no-known-positives"
     # The resolved config (with the --set overrides) and the package versions reproduce the run.
     assert meta["config"]["mine"]["k"] == 2 and meta["config"]["mine"]["range_max"] == 20

@@ -100,3 +100,8 @@ def test_train_errors_are_one_line(tmp_path, capsys):
 
     assert main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "m")]) == 2
     assert "run folder not found" in capsys.readouterr().err
+    # Zero epochs or steps would train nothing and still write a model: a usage error before any work.
+    for bad in (["--epochs", "0"], ["--max-steps", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "m"), *bad])
+        assert exit_.value.code == 2 and "must be at least 1, got 0" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from synthgen.commands.arg_types import at_least_one
 from synthgen.core.errors import LoaderError
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ def add_train_args(p) -> None:
                         "random corpus passages for the missing ones")
     p.add_argument("--base-model", help="sentence-transformers folder or name to fine-tune (default: the packaged "
                                         "all-MiniLM-L6-v2)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--max-steps", type=int, help="training steps (default: --epochs over the rows)")
+    p.add_argument("--epochs", type=at_least_one, default=1)
+    p.add_argument("--max-steps", type=at_least_one, help="training steps (default: --epochs over the rows)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--max-seq-length", type=int, default=128)

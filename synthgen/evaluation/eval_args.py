@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from synthgen.commands.arg_types import at_least_one
 from synthgen.core.config import Config
 from synthgen.training.trainer import BATCH_SAMPLERS, MSE_WEIGHT
 
@@ -23,7 +25,9 @@ def add_eval_args(p) -> None:
     p.add_argument("--dev-queries", type=int, default=0, metavar="N",
                    help="hold N train queries (seeded) out as a dev split, scored for choosing between conditions "
                         "without the test qrels (for data without qrels/dev.tsv, e.g. Cranfield)")
-    p.add_argument("--max-steps", type=int, help="training steps (default: one epoch of the pairs)")
+    p.add_argument("--epochs", type=at_least_one, default=1,
+                   help="passes over the train pairs, the same for every source (steps = ceil(pairs / batch) x epochs)")
+    p.add_argument("--max-steps", type=at_least_one, help="training steps; overrides --epochs (default: --epochs over the pairs)")
     p.add_argument("--negatives", type=int, default=1, metavar="K",
                    help="negatives per training row, for every source (n-tuples when K > 1): each source gives up to "
                         "K per pair (dense: ST num_negatives=K; mine: its default source's quota set to K; hybrid: "
@@ -87,3 +91,13 @@ class EvalOptions:
     baseline: str | None = None  # default: dense, else none, else zero-shot
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
     plot: bool = True
+
+
+def training_steps(n_pairs: int, opts: EvalOptions) -> int:
+    """Optimizer steps for every condition: --max-steps, else --epochs passes over the pairs (one count for all
+    sources, so that no source wins by training longer)."""
+    if opts.max_steps is not None and opts.max_steps < 1:
+        raise ValueError(f"--max-steps must be at least 1, got {opts.max_steps}")
+    if opts.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {opts.epochs}")
+    return opts.max_steps or math.ceil(n_pairs / opts.batch_size) * opts.epochs

@@ -65,12 +65,17 @@ def format_table(results: dict[str, Any], baseline: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _epochs(meta: dict[str, Any]) -> str:
+    return f" ({meta['epochs']} epochs)" if (meta.get("epochs") or 1) > 1 else ""
+
+
 def markdown_report(results: dict[str, Any], meta: dict[str, Any]) -> str:
     b = meta.get("baseline")
     head = [h.format(b=b or "baseline") for h in HEAD]
     lines = [f"# synthgen eval: {meta['dataset']}", "",
              f"{meta['train_pairs']} train pairs ({meta['train_queries']} queries), {meta['test_queries']} test / "
-             f"{meta.get('dev_queries', 0)} dev queries, {meta['corpus_docs']} passages; {meta['steps']} steps of "
+             f"{meta.get('dev_queries', 0)} dev queries, {meta['corpus_docs']} passages; {meta['steps']} steps"
+             f"{_epochs(meta)} of "
              f"{meta['batch_size']} for every condition, seeds {meta['seeds']}, max length {meta['max_seq_length']}, "
              f"loss {meta.get('loss', 'mnrl')}.", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
