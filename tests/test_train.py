@@ -105,3 +105,11 @@ def test_train_errors_are_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "m"), *bad])
         assert exit_.value.code == 2 and "must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_train_defaults_are_the_recipe_measured_in_the_readme():
+    from synthgen.cli import build_parser
+
+    args = build_parser().parse_args(["train", "run", "--output", "m"])
+    # The recipe tested in issue 18: 3 columns, in-batch KL to the fusion teacher, two passes over the rows.
+    assert (args.negatives, args.loss, args.teacher, args.epochs, args.max_steps) == (3, "inbatch-kl", "fusion", 2, None)
