@@ -308,6 +308,11 @@ def test_format_table_counts_the_random_fill_apart_and_prints_the_tests():
                                "baseline": "dense", "fill": "random"})
     row = next(l for l in md.splitlines() if l.startswith("| dense |")).split(" | ")
     assert row[6:9] == ["3", "2", "7"]  # from source, distinct, filled (random)
+    assert "1 steps of 4 for every condition" in md  # no epoch count when --max-steps set it (epochs missing)
+    md2 = markdown_report(res, {"dataset": "x", "train_pairs": 10, "train_queries": 2, "test_queries": 3,
+                                "corpus_docs": 9, "steps": 6, "epochs": 2, "batch_size": 4, "seeds": [42],
+                                "max_seq_length": 32, "baseline": "dense", "fill": "random"})
+    assert "6 steps (2 epochs) of 4 for every condition" in md2
     assert len(head) > 10
 
 

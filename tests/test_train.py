@@ -112,4 +112,5 @@ def test_train_defaults_are_the_recipe_measured_in_the_readme():
 
     args = build_parser().parse_args(["train", "run", "--output", "m"])
     # The recipe tested in issue 18: 3 columns, in-batch KL to the fusion teacher, two passes over the rows.
-    assert (args.negatives, args.loss, args.teacher, args.epochs, args.max_steps) == (3, "inbatch-kl", "fusion", 2, None)
+    defaults = (args.negatives, args.loss, args.teacher, args.epochs, args.max_steps)
+    assert defaults == (3, "inbatch-kl", "fusion", 2, None)

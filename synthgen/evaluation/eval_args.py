@@ -26,8 +26,9 @@ def add_eval_args(p) -> None:
                    help="hold N train queries (seeded) out as a dev split, scored for choosing between conditions "
                         "without the test qrels (for data without qrels/dev.tsv, e.g. Cranfield)")
     p.add_argument("--epochs", type=at_least_one, default=1,
-                   help="passes over the train pairs, the same for every source (steps = ceil(pairs / batch) x epochs)")
-    p.add_argument("--max-steps", type=at_least_one, help="training steps; overrides --epochs (default: --epochs over the pairs)")
+                   help="passes over the train pairs, the same for every source (steps: ceil(pairs / batch) x epochs)")
+    p.add_argument("--max-steps", type=at_least_one,
+                   help="training steps; overrides --epochs (default: --epochs over the pairs)")
     p.add_argument("--negatives", type=int, default=1, metavar="K",
                    help="negatives per training row, for every source (n-tuples when K > 1): each source gives up to "
                         "K per pair (dense: ST num_negatives=K; mine: its default source's quota set to K; hybrid: "
