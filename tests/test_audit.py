@@ -140,7 +140,8 @@ def test_st_baseline_mines_as_many_negatives_per_pair_as_synthgen_keeps(tmp_path
 
     folder = crafted_beir(tmp_path)
     rc = main(["audit", "--set", f"input.path={folder}", "--set", f"output_dir={tmp_path / 'out'}",
-               "--set", "mine.sources={random: 2}", "--set", "mine.k=8", "--set", "mine.cache_dir=" + str(tmp_path / "emb"),
+               "--set", "mine.sources={random: 2}", "--set", "mine.k=8",
+               "--set", "mine.cache_dir=" + str(tmp_path / "emb"),
                "--independent-sample", "0"])
     assert rc == 0
     result = json.loads(next((tmp_path / "out").glob("audit-beir-*")).joinpath("audit.json").read_text())

@@ -98,15 +98,18 @@ def _subset(dest: Path, n_train: int = 8, n_test: int = 4, n_other: int = 30) ->
 def test_epochs_set_the_steps_of_every_condition_unless_max_steps_does(capsys):
     from synthgen.cli import build_parser
     from synthgen.commands.eval import eval_options
-    from synthgen.evaluation.eval_args import training_steps
+    from synthgen.training.trainer import training_steps
 
     def opts(*extra):
         return eval_options(build_parser().parse_args(["eval", "--data", "d", *extra]))
 
-    assert training_steps(100, opts()) == 7  # one pass of 100 pairs in batches of 16
-    assert training_steps(100, opts("--epochs", "2")) == 14
-    assert training_steps(100, opts("--epochs", "3", "--batch-size", "10")) == 30
-    assert training_steps(100, opts("--epochs", "2", "--max-steps", "5")) == 5
+    def steps(o):  # what run_eval gives every condition
+        return training_steps(100, o.batch_size, o.epochs, o.max_steps)
+
+    assert steps(opts()) == 7  # one pass of 100 pairs in batches of 16
+    assert steps(opts("--epochs", "2")) == 14
+    assert steps(opts("--epochs", "3", "--batch-size", "10")) == 30
+    assert steps(opts("--epochs", "2", "--max-steps", "5")) == 5
     for bad in (["--epochs", "0"], ["--max-steps", "-1"], ["--epochs", "two"]):
         with pytest.raises(SystemExit) as exit_:
             opts(*bad)
@@ -116,7 +119,7 @@ def test_epochs_set_the_steps_of_every_condition_unless_max_steps_does(capsys):
     o = opts()
     o.epochs = 0  # the Python API gets the same check as the CLI
     with pytest.raises(ValueError, match="epochs must be at least 1"):
-        training_steps(100, o)
+        steps(o)
 
 
 def test_dev_queries_hold_train_queries_out_as_the_dev_split(tmp_path):

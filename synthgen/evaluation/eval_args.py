@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,12 +92,3 @@ class EvalOptions:
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources
     plot: bool = True
 
-
-def training_steps(n_pairs: int, opts: EvalOptions) -> int:
-    """Optimizer steps for every condition: --max-steps, else --epochs passes over the pairs (one count for all
-    sources, so that no source wins by training longer)."""
-    if opts.max_steps is not None and opts.max_steps < 1:
-        raise ValueError(f"--max-steps must be at least 1, got {opts.max_steps}")
-    if opts.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {opts.epochs}")
-    return opts.max_steps or math.ceil(n_pairs / opts.batch_size) * opts.epochs

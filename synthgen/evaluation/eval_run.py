@@ -44,14 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from synthgen.core.schema import batch_len
-from synthgen.evaluation.eval_args import SOURCES, EvalOptions, training_steps
+from synthgen.evaluation.eval_args import SOURCES, EvalOptions
 from synthgen.evaluation.eval_report import markdown_report, plot
 from synthgen.evaluation.retrieval import EvalData, load_eval_data, model_fingerprint, score_retriever
 from synthgen.evaluation.sources import (dense_st_source, eval_scorer, eval_teacher, mine_source, mined_source,
                                          synthgen_source)
 from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
 from synthgen.evaluation.train_rows import prepare_negatives
-from synthgen.training.trainer import packaged_model_path, train_retriever
+from synthgen.training.trainer import packaged_model_path, train_retriever, training_steps
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     base = opts.base_model or packaged_model_path()
     model_name = "all-MiniLM-L6-v2" if opts.base_model is None else opts.model_name or Path(base).name
     n_pairs = batch_len(data.train)
-    steps = training_steps(n_pairs, opts)
+    steps = training_steps(n_pairs, opts.batch_size, opts.epochs, opts.max_steps)  # one count for every condition
     log.info("%s: %d train pairs (%d queries), %d test / %d dev queries, %d passages; %d steps of %d, seeds %s",
              dataset, n_pairs, len(set(data.train["query_id"])), len(data.test_queries), len(data.dev_queries),
              len(data.corpus), steps, opts.batch_size, list(opts.seeds))
@@ -188,7 +188,8 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
     meta = {"dataset": dataset, "data": str(opts.data), "train_pairs": n_pairs,
             "train_queries": len(set(data.train["query_id"])), "test_queries": len(data.test_queries),
             "dev_queries": len(data.dev_queries), "dev_split": dev_split, "corpus_docs": len(data.corpus),
-            "seeds": list(opts.seeds), "epochs": None if opts.max_steps else opts.epochs, "steps": steps, "negatives_per_row": opts.negatives,
+            "seeds": list(opts.seeds), "epochs": None if opts.max_steps else opts.epochs, "steps": steps,
+            "negatives_per_row": opts.negatives,
             "loss": opts.loss if isinstance(opts.loss, str) else list(opts.loss),
             **({"mse_weight": opts.mse_weight} if "mnrl-mse" in run_losses else {}),
             "batch_sampler": opts.batch_sampler, "batch_size": opts.batch_size, "lr": opts.lr,

