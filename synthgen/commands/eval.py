@@ -29,4 +29,5 @@ def eval_options(args):
         config=load_config(args.config, args.overrides), plot=not args.no_plot, base_model=args.base_model,
         model_name=args.model_name, validator=args.validator, teacher=args.teacher, baseline=args.baseline,
         loss=args.loss[0] if len(args.loss) == 1 else tuple(args.loss),
-        batch_sampler=args.batch_sampler, mse_weight=args.mse_weight)
+        batch_sampler=args.batch_sampler, mse_weight=args.mse_weight,
+        kl_weight=args.kl_weight)

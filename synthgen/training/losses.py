@@ -66,12 +66,21 @@ class InBatchTeacher:
     row_passages: list[list[int]]  # per column, per row
 
 
-def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any) -> Any:
-    """MNRL plus KL(teacher || student) over each query's whole batch: every passage of the batch (positives and
-    negatives of all rows), scored by the teacher, not only the row's own negative. The rows' labels are their
-    row numbers, which is how the loss finds the teacher's scores for the batch (TAS-B's in-batch distillation)."""
+def _check_kl_weight(weight: float) -> float:
+    if not weight > 0:
+        raise ValueError(f"kl weight must be > 0, got {weight}")
+    return float(weight)
+
+
+def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any, weight: float = 1.0) -> Any:
+    """MNRL plus `weight` x KL(teacher || student) over each query's whole batch: every passage of the batch
+    (positives and negatives of all rows), scored by the teacher, not only the row's own negative. The rows' labels
+    are their row numbers, which is how the loss finds the teacher's scores for the batch (TAS-B's in-batch
+    distillation)."""
     import torch
     from torch import nn
+
+    weight = _check_kl_weight(weight)
 
     class MnrlPlusInBatchKL(nn.Module):
         def __init__(self) -> None:
@@ -93,20 +102,22 @@ def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any) -> 
             target = self.teacher[self.row_query[rows]][:, doc_ids.to(self.teacher.device)] * self.mnrl.scale
             kl = nn.functional.kl_div(student.log_softmax(-1), target.to(student.device).log_softmax(-1),
                                       log_target=True, reduction="batchmean")
-            return self.mnrl.compute_loss_from_embeddings(embeddings, labels) + kl
+            return self.mnrl.compute_loss_from_embeddings(embeddings, labels) + weight * kl
 
         def get_config_dict(self) -> dict[str, Any]:
-            return {"teacher": "in-batch KL"}
+            return {"teacher": "in-batch KL", "kl_weight": weight}
 
     return MnrlPlusInBatchKL()
 
 
-def mnrl_plus_listwise_kl(model: Any, mnrl_cls: Any) -> Any:
-    """MNRL plus KL(teacher || student) over each row's [positive, negative_1..k]. Labels: the teacher's margins
-    score(q,pos) - score(q,neg_i) on the student's cosine scale (one float per row, or k), so the teacher's logits
-    are -margin x MNRL's scale (the positive at 0), the same scale as the student's."""
+def mnrl_plus_listwise_kl(model: Any, mnrl_cls: Any, weight: float = 1.0) -> Any:
+    """MNRL plus `weight` x KL(teacher || student) over each row's [positive, negative_1..k]. Labels: the teacher's
+    margins score(q,pos) - score(q,neg_i) on the student's cosine scale (one float per row, or k), so the teacher's
+    logits are -margin x MNRL's scale (the positive at 0), the same scale as the student's."""
     import torch
     from torch import nn
+
+    weight = _check_kl_weight(weight)
 
     class MnrlPlusListwiseKL(nn.Module):
         def __init__(self) -> None:
@@ -123,9 +134,9 @@ def mnrl_plus_listwise_kl(model: Any, mnrl_cls: Any) -> Any:
             target = torch.cat([torch.zeros_like(margins[:, :1]), -margins], dim=1) * self.mnrl.scale
             kl = nn.functional.kl_div(student.log_softmax(-1), target.log_softmax(-1), log_target=True,
                                       reduction="batchmean")
-            return self.mnrl.compute_loss_from_embeddings(embeddings, labels) + kl
+            return self.mnrl.compute_loss_from_embeddings(embeddings, labels) + weight * kl
 
         def get_config_dict(self) -> dict[str, Any]:
-            return {"teacher": "listwise KL"}
+            return {"teacher": "listwise KL", "kl_weight": weight}
 
     return MnrlPlusListwiseKL()

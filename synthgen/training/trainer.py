@@ -59,11 +59,12 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
                     seed: int, output_dir: Path, batch_size: int = 16, lr: float = 2e-5, epochs: int = 1,
                     max_seq_length: int = 128, max_steps: int | None = None, loss: str = "mnrl",
                     margins: list | None = None, batch_sampler: str = "no-duplicates", mse_weight: float = MSE_WEIGHT,
-                    inbatch: Any = None, progress: bool = False) -> Any:
+                    inbatch: Any = None, kl_weight: float = 1.0, progress: bool = False) -> Any:
     """Train a copy of `base_model`; returns it. `negatives`: one or more columns (n-tuple rows when several).
     `margin-mse` and `mnrl-mse` need negatives and a teacher margin per row (a list of one per column with several
-    columns); `mse_weight` scales the MarginMSE term of `mnrl-mse`; `inbatch-kl` needs `inbatch` (an InBatchTeacher
-    over these rows, in this order); `progress`: the trainer's progress bar."""
+    columns); `mse_weight` scales the MarginMSE term of `mnrl-mse`, `kl_weight` the KL term of `inbatch-kl` and
+    `listwise-kl`; `inbatch-kl` needs `inbatch` (an InBatchTeacher over these rows, in this order); `progress`: the
+    trainer's progress bar."""
     from datasets import Dataset
     from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
                                        SentenceTransformerTrainingArguments)
@@ -106,11 +107,11 @@ def train_retriever(base_model: str, anchors: list[str], positives: list[str], n
     elif loss == "inbatch-kl":
         from synthgen.training.losses import mnrl_plus_inbatch_kl
 
-        loss_fn = mnrl_plus_inbatch_kl(model, inbatch, mnrl)
+        loss_fn = mnrl_plus_inbatch_kl(model, inbatch, mnrl, kl_weight)
     elif loss == "listwise-kl":
         from synthgen.training.losses import mnrl_plus_listwise_kl
 
-        loss_fn = mnrl_plus_listwise_kl(model, mnrl)
+        loss_fn = mnrl_plus_listwise_kl(model, mnrl, kl_weight)
     else:
         loss_fn = mnrl(model) if loss == "mnrl" else margin_mse(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
