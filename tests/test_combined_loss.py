@@ -72,7 +72,7 @@ def test_eval_trains_dense_with_a_combined_loss(tmp_path, loss):
     src = shared_dataset("cranfield")
     data = write_beir_subset(src, tmp_path / "cran-mse", first_queries(src, {"train": 5, "test": 3}), 30)
     run_cli(["eval", "--data", str(data), "--output", str(tmp_path / "out"), "--seeds", "1", "--sources", "dense",
-             "--loss", loss, "--mse-weight", "12.5", "--max-steps", "1", "--batch-size", "4",
+             "--loss", loss, "--mse-weight", "12.5", "--kl-weight", "2.5", "--max-steps", "1", "--batch-size", "4",
              "--max-seq-length", "32", "--no-plot"])
     folder = tmp_path / "out" / "cran-mse"
     results = json.loads((folder / "results.json").read_text())
@@ -82,13 +82,14 @@ def test_eval_trains_dense_with_a_combined_loss(tmp_path, loss):
     assert entry["loss"] == loss and entry["teacher"]["scale"] > 0
     assert 0.0 <= entry["ndcg@10"] <= 1.0 and entry["steps"] == 1
     assert meta["loss"] == loss
-    if loss == "mnrl-mse":
-        assert meta["mse_weight"] == 12.5
+    if loss == "mnrl-mse":  # each weight recorded only for the loss it weighs
+        assert meta["mse_weight"] == 12.5 and "kl_weight" not in meta
     elif loss == "listwise-kl":  # the row's own margins only: no in-batch matrix
         assert "inbatch_pairs" not in entry["teacher"] and "mse_weight" not in meta
+        assert meta["kl_weight"] == 2.5
     else:  # 5 queries x (their positives + one negative each), every pair
         rows = entry["train_rows"]
-        assert "mse_weight" not in meta
+        assert "mse_weight" not in meta and meta["kl_weight"] == 2.5
         assert 5 * rows < entry["teacher"]["inbatch_pairs"] <= 5 * 2 * rows
 
 
@@ -122,6 +123,13 @@ def test_inbatch_kl_reads_the_teachers_scores_of_the_whole_batch(minilm):
     with torch.no_grad():
         again = float(mnrl_plus_inbatch_kl(minilm, flipped, mnrl_cls)(swapped, rows.flip(0)))
     assert again == pytest.approx(wrong, rel=1e-3)
+    # --kl-weight scales the KL term only: MNRL + 3 x KL
+    with torch.no_grad():
+        heavier = float(mnrl_plus_inbatch_kl(minilm, flipped, mnrl_cls, 3.0)(feats, rows))
+    assert heavier - base == pytest.approx(3.0 * (wrong - base), rel=1e-3)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="kl weight must be > 0"):
+            mnrl_plus_inbatch_kl(minilm, own, mnrl_cls, bad)
 
 
 def test_listwise_kl_is_mnrl_plus_kl_over_each_rows_own_passages(minilm):
@@ -149,6 +157,11 @@ def test_listwise_kl_is_mnrl_plus_kl_over_each_rows_own_passages(minilm):
     assert same == pytest.approx(base, abs=1e-3)
     assert wrong > base + 0.05
     assert two_columns == pytest.approx(same, rel=1e-5)
+    with torch.no_grad():
+        half = float(mnrl_plus_listwise_kl(minilm, mnrl_cls, 0.5)(feats, -own))
+    assert half - base == pytest.approx(0.5 * (wrong - base), rel=1e-3)
+    with pytest.raises(ValueError, match="kl weight must be > 0"):
+        mnrl_plus_listwise_kl(minilm, mnrl_cls, 0.0)
     loss(feats, -own).backward()
     assert any(float(g.grad.abs().sum()) > 0 for g in minilm.parameters() if g.grad is not None)
     minilm.zero_grad()
