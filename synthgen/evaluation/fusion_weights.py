@@ -59,9 +59,11 @@ def dev_ndcg(data: EvalData, zscores: dict[str, np.ndarray], weights: dict[str, 
                           for i, q in enumerate(data.dev_queries)]))
 
 
-def weight_grid(data: EvalData, grid: dict[str, tuple[float, ...]] = GRID) -> dict[str, float]:
-    """{"w_bi/w_e5/w_bm25": dev nDCG@10} for every weight triple of `grid` (the all-zero one left out)."""
-    zscores = component_zscores(data)
+def weight_grid(data: EvalData, grid: dict[str, tuple[float, ...]] = GRID,
+                zscores: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """{"w_bi/w_e5/w_bm25": dev nDCG@10} for every weight triple of `grid` (the all-zero one left out);
+    `zscores`: component_zscores(data) when already computed (a second grid costs no encoding)."""
+    zscores = component_zscores(data) if zscores is None else zscores
     out = {}
     for triple in itertools.product(*(grid[c] for c in COMPONENTS)):
         if any(triple):
