@@ -116,6 +116,14 @@ def test_epochs_set_the_steps_of_every_condition_unless_max_steps_does(capsys):
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert "must be at least 1" in err or "expected a whole number, got 'two'" in err
+    # A loss weight of 0 (or not a number) would fail only at training time, after mining and validation.
+    assert (opts("--kl-weight", "0.5").kl_weight, opts("--mse-weight", "12").mse_weight) == (0.5, 12.0)
+    for bad in (["--kl-weight", "0"], ["--mse-weight", "-3"], ["--kl-weight", "nan"], ["--mse-weight", "x"]):
+        with pytest.raises(SystemExit) as exit_:
+            opts(*bad)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "must be > 0" in err or "expected a number, got 'x'" in err
     o = opts()
     o.epochs = 0  # the Python API gets the same check as the CLI
     with pytest.raises(ValueError, match="epochs must be at least 1"):

@@ -105,9 +105,10 @@ def test_train_errors_are_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "m"), *bad])
         assert exit_.value.code == 2 and "must be at least 1, got 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_:  # a KL weight of 0 would silently train plain MNRL
-        main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "m"), "--kl-weight", "0"])
-    assert exit_.value.code == 2 and "must be > 0, got 0" in capsys.readouterr().err
+    for flag in ("--kl-weight", "--mse-weight"):  # a weight of 0 would switch the teacher's term off
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", str(tmp_path / "missing"), "--output", str(tmp_path / "m"), flag, "0"])
+        assert exit_.value.code == 2 and "must be > 0, got 0" in capsys.readouterr().err
 
 
 def test_train_defaults_are_the_recipe_measured_in_the_readme():

@@ -52,7 +52,7 @@ def add_train_args(p) -> None:
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=42, help="training seed, also the random fill's")
-    p.add_argument("--mse-weight", type=float, default=MSE_WEIGHT, help="MarginMSE's weight in mnrl-mse")
+    p.add_argument("--mse-weight", type=positive_float, default=MSE_WEIGHT, help="MarginMSE's weight in mnrl-mse")
     p.add_argument("--kl-weight", type=positive_float, default=1.0,
                    help="the KL term's weight in inbatch-kl and listwise-kl (default %(default)s)")
     p.add_argument("--batch-sampler", choices=BATCH_SAMPLERS, default=BATCH_SAMPLERS[0])
@@ -68,7 +68,7 @@ def train_from_run(args) -> dict[str, Any]:
     from synthgen.io.formats import load_rows, source_dataset
     from synthgen.io.write import package_versions
     from synthgen.training.rows import training_rows
-    from synthgen.training.trainer import TEACHER_LOSSES, packaged_model_path, train_retriever
+    from synthgen.training.trainer import KL_LOSSES, TEACHER_LOSSES, packaged_model_path, train_retriever
 
     t_start = time.perf_counter()
     output = Path(args.output)
@@ -102,7 +102,7 @@ def train_from_run(args) -> dict[str, Any]:
               "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
               "max_seq_length": args.max_seq_length, "batch_sampler": args.batch_sampler,
               **({"mse_weight": args.mse_weight} if args.loss == "mnrl-mse" else {}),
-              **({"kl_weight": args.kl_weight} if args.loss in ("inbatch-kl", "listwise-kl") else {}),
+              **({"kl_weight": args.kl_weight} if args.loss in KL_LOSSES else {}),
               "teacher": teacher, "scorer_config_from": config_from if teacher else None,
               "seconds": round(time.perf_counter() - t_start, 1), "versions": package_versions()}
     (output / "train.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

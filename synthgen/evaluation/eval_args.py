@@ -53,7 +53,7 @@ def add_eval_args(p) -> None:
                         "teacher over each row's own positive and negatives (what an exported n-tuple with teacher "
                         "scores carries); both: mnrl and margin-mse. Several losses: each source trained with each, "
                         "on the same negatives")
-    p.add_argument("--mse-weight", type=float, default=MSE_WEIGHT,
+    p.add_argument("--mse-weight", type=positive_float, default=MSE_WEIGHT,
                    help="weight of the MarginMSE term in --loss mnrl-mse (MNRL's logits are cosine x 20, so MarginMSE "
                         "needs ~10-100x to count; default %(default)s)")
     p.add_argument("--kl-weight", type=positive_float, default=1.0,

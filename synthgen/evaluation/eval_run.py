@@ -51,7 +51,7 @@ from synthgen.evaluation.sources import (dense_st_source, eval_scorer, eval_teac
                                          synthgen_source)
 from synthgen.evaluation.stats import choose_baseline, compare_conditions, mean_std
 from synthgen.evaluation.train_rows import prepare_negatives
-from synthgen.training.trainer import packaged_model_path, train_retriever, training_steps
+from synthgen.training.trainer import KL_LOSSES, packaged_model_path, train_retriever, training_steps
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def run_eval(opts: EvalOptions) -> dict[str, Any]:
             "negatives_per_row": opts.negatives,
             "loss": opts.loss if isinstance(opts.loss, str) else list(opts.loss),
             **({"mse_weight": opts.mse_weight} if "mnrl-mse" in run_losses else {}),
-            **({"kl_weight": opts.kl_weight} if {"inbatch-kl", "listwise-kl"} & set(run_losses) else {}),
+            **({"kl_weight": opts.kl_weight} if set(KL_LOSSES) & set(run_losses) else {}),
             "batch_sampler": opts.batch_sampler, "batch_size": opts.batch_size, "lr": opts.lr,
             "max_seq_length": opts.max_seq_length, "max_train_queries": opts.max_train_queries,
             "fill": "random corpus passage not judged relevant for the query (any split), seed "

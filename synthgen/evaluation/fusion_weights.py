@@ -35,17 +35,8 @@ def component_zscores(data: EvalData, max_length: int = 128) -> dict[str, np.nda
     scorer = load_scorer(ScorerConfig(kind="fusion", max_length=max_length,
                                       fusion_weights={c: 1.0 for c in COMPONENTS}))
     scorer.use_corpus(data.corpus)
-    queries = list(data.dev_queries.values())
-    stats = scorer.query_stats(queries)
-    out = {}
-    for j, kind in enumerate(scorer.weights):
-        part = scorer.parts[kind]
-        z = np.empty((len(queries), len(data.corpus)))
-        for i, q in enumerate(queries):
-            raw = np.asarray(part.score([q] * len(data.corpus), data.corpus))
-            z[i] = (raw - stats[q][j, 0]) / stats[q][j, 1]
-        out[kind] = z
-    return out
+    rows = [scorer.zscores([(q, p) for p in data.corpus]) for q in data.dev_queries.values()]
+    return {kind: np.stack([r[kind] for r in rows]) for kind in COMPONENTS}
 
 
 def dev_ndcg(data: EvalData, zscores: dict[str, np.ndarray], weights: dict[str, float], k: int = 10) -> float:

@@ -30,12 +30,18 @@ def _embed_columns(model: Any, sentence_features) -> list:
     return embed_columns(model, sentence_features)
 
 
+def _positive_weight(term: str, weight: float) -> float:
+    """A loss term's weight as a float; 0, below or nan would switch the term off or turn it around."""
+    if not weight > 0:
+        raise ValueError(f"{term} weight must be > 0, got {weight}")
+    return float(weight)
+
+
 def mnrl_plus_margin_mse(model: Any, weight: float, mnrl_cls: Any, margin_mse_cls: Any) -> Any:
     """An nn.Module loss for SentenceTransformerTrainer over (anchor, positive, negative..., label) rows."""
     from torch import nn
 
-    if not weight > 0:
-        raise ValueError(f"mse weight must be > 0, got {weight}")
+    weight = _positive_weight("mse", weight)
 
     class MnrlPlusMarginMSE(nn.Module):
         def __init__(self) -> None:
@@ -66,12 +72,6 @@ class InBatchTeacher:
     row_passages: list[list[int]]  # per column, per row
 
 
-def _check_kl_weight(weight: float) -> float:
-    if not weight > 0:
-        raise ValueError(f"kl weight must be > 0, got {weight}")
-    return float(weight)
-
-
 def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any, weight: float = 1.0) -> Any:
     """MNRL plus `weight` x KL(teacher || student) over each query's whole batch: every passage of the batch
     (positives and negatives of all rows), scored by the teacher, not only the row's own negative. The rows' labels
@@ -80,7 +80,7 @@ def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any, wei
     import torch
     from torch import nn
 
-    weight = _check_kl_weight(weight)
+    weight = _positive_weight("kl", weight)
 
     class MnrlPlusInBatchKL(nn.Module):
         def __init__(self) -> None:
@@ -117,7 +117,7 @@ def mnrl_plus_listwise_kl(model: Any, mnrl_cls: Any, weight: float = 1.0) -> Any
     import torch
     from torch import nn
 
-    weight = _check_kl_weight(weight)
+    weight = _positive_weight("kl", weight)
 
     class MnrlPlusListwiseKL(nn.Module):
         def __init__(self) -> None:

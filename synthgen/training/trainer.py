@@ -12,6 +12,7 @@ from typing import Any
 
 LOSSES = ("mnrl", "margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl")
 TEACHER_LOSSES = ("margin-mse", "mnrl-mse", "inbatch-kl", "listwise-kl")  # the losses that read the teacher's scores
+KL_LOSSES = ("inbatch-kl", "listwise-kl")  # the losses whose KL term kl_weight scales
 MSE_WEIGHT = 30.0  # MarginMSE's weight in mnrl-mse (losses.py says why it is large)
 # no-duplicates: sentence-transformers' NO_DUPLICATES; no-known-positives: also keeps a query's known positives
 # out of the other rows of its batch (batch_sampler.py)

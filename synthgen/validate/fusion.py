@@ -151,12 +151,6 @@ class FusionScorer(Scorer):
         self._cache.clear()
         self._stats.clear()
 
-    def query_stats(self, queries: list[str]) -> dict[str, np.ndarray]:
-        """{query: (components x [mean, std])} over the reference sample, components in `weights` order: what
-        each component's z-score subtracts and divides by."""
-        self._query_stats(queries)
-        return {q: self._stats[q] for q in queries}
-
     def _query_stats(self, queries: list[str]) -> None:
         trim_oldest(self._stats, 50_000)
         new = [q for q in dict.fromkeys(queries) if q not in self._stats]
@@ -168,13 +162,19 @@ class FusionScorer(Scorer):
                 rows.append((s.mean(), s.std() or 1.0))
             self._stats[q] = np.asarray(rows)
 
-    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+    def zscores(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """{component: its z-score of each pair}, unweighted: what the score sums (and what
+        evaluation/fusion_weights re-weights without scoring again)."""
         if not self.reference:
             raise RuntimeError("fusion scorer: no reference passages; call use_corpus(corpus) before scoring")
         self._query_stats([q for q, _ in pairs])
-        total = np.zeros(len(pairs))
-        for j, (kind, w) in enumerate(self.weights.items()):
+        out = {}
+        for j, kind in enumerate(self.weights):
             raw = np.asarray(self.parts[kind].score([q for q, _ in pairs], [p for _, p in pairs]))
             stats = np.stack([self._stats[q][j] for q, _ in pairs])
-            total += w * (raw - stats[:, 0]) / stats[:, 1]
-        return total.tolist()
+            out[kind] = (raw - stats[:, 0]) / stats[:, 1]
+        return out
+
+    def _score_new(self, pairs: list[tuple[str, str]]) -> list[float]:
+        z = self.zscores(pairs)
+        return sum(w * z[kind] for kind, w in self.weights.items()).tolist()
