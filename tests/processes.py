@@ -1,9 +1,11 @@
-"""Killing a whole run for the kill -9 tests: the process, Ray's workers and everything else in its session."""
+"""Killing a whole run for the kill -9 tests: the process, Ray's workers and everything else in its session;
+rerunning a Ray run that Ray itself aborted."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -34,3 +36,20 @@ def kill_session(sid: int) -> None:
                 pass
         time.sleep(0.2)
     assert not session_members(sid), "processes of the killed run survived"
+
+
+# Ray 2.60's driver can abort on an internal RAY_CHECK when a task's reply races its cancellation
+# (ray-project/ray#54527 fixed one path of it). The abort kills the run like kill -9 would, so a resumable
+# run is simply started again; any other failure is returned as it is.
+RAY_ABORT = "You have likely discovered a bug in Ray"
+
+
+def run_resuming_ray_aborts(command: list[str], before_retry=lambda: None, tries: int = 3, **kwargs):
+    """subprocess.run(command), rerun (at most `tries` runs in all) while it dies of Ray's internal abort.
+    `before_retry` runs before each rerun (e.g. to count what the aborted run left behind)."""
+    for attempt in range(tries):
+        done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+        if done.returncode == 0 or RAY_ABORT not in done.stderr or attempt == tries - 1:
+            return done
+        before_retry()
+    return done
