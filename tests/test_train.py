@@ -129,3 +129,54 @@ def test_train_defaults_are_the_recipe_measured_in_the_readme():
     # The recipe tested in issue 18: 3 columns, in-batch KL to the fusion teacher, two passes over the rows.
     defaults = (args.negatives, args.loss, args.teacher, args.epochs, args.max_steps)
     assert defaults == (3, "inbatch-kl", "fusion", 2, None)
+
+
+def test_per_batch_teacher_gives_the_up_front_scores_of_any_batch():
+    """The same numbers from the per-batch teacher as from the full matrix, for any rows and columns of a batch,
+    with the real BM25 scorer of the fusion."""
+    import numpy as np
+
+    from synthgen.training.teacher import PerBatchTeacher, inbatch_teacher
+    from synthgen.validate.fusion import LexicalScorer
+
+    queries = ["wing flutter", "boundary layer", "wing flutter", "shock wave"]
+    positives = ["flutter of a swept wing", "laminar boundary layer", "wing flutter tests", "a normal shock"]
+    negs = ["boundary layer suction", "wing flutter at mach 2", "shock tubes", "flutter speed of panels"]
+    columns = [positives, negs]
+    full = inbatch_teacher(LexicalScorer(positives + negs), queries, columns, 2.5)
+    lazy = PerBatchTeacher.over(LexicalScorer(positives + negs), queries, columns, 2.5)
+    assert (lazy.row_query, lazy.row_passages) == (full.row_query, full.row_passages)
+    rows = [3, 0, 1]
+    q_ids = [full.row_query[r] for r in rows]
+    doc_ids = [full.row_passages[c][r] for c in range(2) for r in rows]  # column-major, as the loss asks
+    assert np.array_equal(lazy.batch(q_ids, doc_ids), full.batch(q_ids, doc_ids))
+    assert full.batch(q_ids, doc_ids).shape == (3, 6) and full.batch(q_ids, doc_ids).dtype == np.float32
+    assert lazy.scorer.pairs_scored == 3 * 6  # only the batch's pairs, not the 3 x 8 matrix
+
+
+def test_train_with_per_batch_teacher_scores_trains_the_same_model(mined_run, tmp_path):
+    """`--inbatch-scores per-batch` (what auto picks past the up-front limit) scores only the pairs that meet in a
+    batch, during training, and trains the model the up-front matrix trains: fresh caches on both sides."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from synthgen.cli import main
+
+    def train(mode: str):
+        out = tmp_path / mode
+        rc = main(["train", str(mined_run["folder"]), "--output", str(out), "--max-steps", "2", "--batch-size", "4",
+                   "--max-seq-length", "32", "--negatives", "2", "--inbatch-scores", mode,
+                   "--set", f"cache_file={tmp_path / (mode + '.sqlite')}"])
+        assert rc == 0
+        return json.loads((out / "train.json").read_text()), SentenceTransformer(str(out), device="cpu")
+
+    (up_report, up_model), (per_report, per_model) = train("up-front"), train("per-batch")
+    up, per, rows = up_report["teacher"], per_report["teacher"], up_report["rows"]
+    assert (up["inbatch_scores"], per["inbatch_scores"]) == ("up front", "per batch")
+    assert per["scale"] == up["scale"] and "inbatch_pairs" not in per
+    # Per batch: the margins (at most rows x (1 + 2) distinct pairs) and 2 steps of 4 queries x 12 passages (96
+    # pairs, fewer than the matrix's); up front: the margins and every query x every passage.
+    assert up["inbatch_pairs"] > 2 * 4 * 12 and up["cache"]["scored"] >= up["inbatch_pairs"]
+    assert 0 < per["cache"]["scored"] <= rows * 3 + 2 * 4 * 12 and per["cache"]["scored"] < up["cache"]["scored"]
+    text = mined_run["queries"][:3]
+    assert np.allclose(per_model.encode(text), up_model.encode(text), atol=1e-5)

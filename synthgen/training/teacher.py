@@ -10,10 +10,12 @@ from synthgen.training.losses import InBatchTeacher
 
 
 def teacher_signals(scorer, start, queries: list[str], positives: list[str], negatives: list[list[str]],
-                    inbatch: bool, pairs: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    inbatch: bool, pairs: dict[str, Any] | None = None,
+                    per_batch: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """({"margins": ..., ["inbatch": InBatchTeacher]}, what it measured) for rows (query, positive, negatives[c]):
     margins on the student's scale, one float per row with one column, one per column with several. `start`:
-    the model before training (its own margins set the scale); `pairs` keeps its query/positive embeddings."""
+    the model before training (its own margins set the scale); `pairs` keeps its query/positive embeddings;
+    `per_batch`: the in-batch scores are left to the training steps (PerBatchTeacher) instead of scored up front."""
     k = len(negatives)
     pairs = {} if pairs is None else pairs  # the query and positive embeddings, encoded once for all k columns
     raw = [teacher_margins(scorer, queries, positives, col) for col in negatives]
@@ -25,8 +27,12 @@ def teacher_signals(scorer, start, queries: list[str], positives: list[str], neg
     info: dict[str, Any] = {"scorer": scorer.name, "margin_mean": float(sum(map(sum, raw)) / (k * len(raw[0]))),
                             **{key: round(v, 6) for key, v in fit.items()}}
     out: dict[str, Any] = {"margins": scaled[0] if k == 1 else [list(row) for row in zip(*scaled)]}
-    if inbatch:
+    if inbatch and per_batch:
+        out["inbatch"] = PerBatchTeacher.over(scorer, queries, [positives, *negatives], fit["scale"])
+        info["inbatch_scores"] = "per batch"
+    elif inbatch:
         out["inbatch"] = inbatch_teacher(scorer, queries, [positives, *negatives], fit["scale"])
+        info["inbatch_scores"] = "up front"
         info["inbatch_pairs"] = int(out["inbatch"].scores.size)
     return out, info
 
@@ -37,14 +43,43 @@ def inbatch_teacher(scorer, queries: list[str], columns: list[list[str]], scale:
     so the in-batch KL needs them all (Cranfield: 150 x 1,007 pairs). Quadratic: fine for thousands of rows."""
     import numpy as np
 
+    distinct_q, passages, row_query, row_passages = _index_rows(queries, columns)
+    flat = scorer.score([q for q in distinct_q for _ in passages], passages * len(distinct_q))
+    scores = np.asarray(flat, dtype=np.float32).reshape(len(distinct_q), len(passages)) * np.float32(scale)
+    return InBatchTeacher(scores=scores, row_query=row_query, row_passages=row_passages)
+
+
+class PerBatchTeacher(InBatchTeacher):
+    """The in-batch teacher without the full matrix: each training step scores its own batch's queries x passages
+    (the scorer's caches keep what repeats across epochs). Linear in the steps where the matrix is quadratic in
+    the rows; the scores are the same numbers, only asked for later."""
+
+    def __init__(self, scorer, queries: list[str], passages: list[str], scale: float, row_query: list[int],
+                 row_passages: list[list[int]]):
+        super().__init__(scores=None, row_query=row_query, row_passages=row_passages)
+        self.scorer, self.queries, self.passages, self.scale = scorer, queries, passages, scale
+
+    @classmethod
+    def over(cls, scorer, queries: list[str], columns: list[list[str]], scale: float) -> "PerBatchTeacher":
+        distinct_q, passages, row_query, row_passages = _index_rows(queries, columns)
+        return cls(scorer, distinct_q, passages, scale, row_query, row_passages)
+
+    def batch(self, query_ids, passage_ids):
+        import numpy as np
+
+        qs, ps = [self.queries[int(i)] for i in query_ids], [self.passages[int(j)] for j in passage_ids]
+        flat = self.scorer.score([q for q in qs for _ in ps], ps * len(qs))
+        # the same float32 rounding as the up-front matrix, then the same scale
+        return np.asarray(flat, dtype=np.float32).reshape(len(qs), len(ps)) * np.float32(self.scale)
+
+
+def _index_rows(queries: list[str], columns: list[list[str]]):
+    """The distinct queries and passages of the rows, and each row's query / per column passage index."""
     distinct_q = list(dict.fromkeys(queries))
     passages = list(dict.fromkeys(p for col in columns for p in col))
     q_index = {q: i for i, q in enumerate(distinct_q)}
     p_index = {p: i for i, p in enumerate(passages)}
-    flat = scorer.score([q for q in distinct_q for _ in passages], passages * len(distinct_q))
-    scores = np.asarray(flat, dtype=np.float32).reshape(len(distinct_q), len(passages)) * scale
-    return InBatchTeacher(scores=scores, row_query=[q_index[q] for q in queries],
-                          row_passages=[[p_index[p] for p in col] for col in columns])
+    return distinct_q, passages, [q_index[q] for q in queries], [[p_index[p] for p in col] for col in columns]
 
 
 def teacher_margins(scorer, queries: list[str], positives: list[str], negatives: list[str]) -> list[float]:
