@@ -171,3 +171,35 @@ def test_vllm_engine_processor_on_gpu(tmp_path):
         assert_same_run(local, on_ray, a, b)
     finally:
         ray.shutdown()
+
+
+def test_prompt_actor_gives_the_scorer_the_runs_positives_as_the_local_steps_do(tmp_path):
+    """`answer_removed` prompts rank a positive's sentences with the scorer; a fusion scorer standardises against
+    its corpus, which the local generate steps set to the run's positives. The processor's prompt actor must do the
+    same: then its prompts, hence its cache keys, are the local ones (without it a fusion scorer cannot score)."""
+    import pyarrow as pa
+
+    from synthgen.llm.plan import run_positives
+    from synthgen.llm.prompt import PromptStep, load_templates
+    from synthgen.runners.ray_llm import PromptKeys
+    from synthgen.validate.load import load_scorer
+
+    cfg = load_config(None, ["scorer.kind=fusion", "scorer.max_length=64", "prompts.strategies=[scorer_guided_edit]"])
+    positives = ["Flutter of swept wings was measured in a wind tunnel. The critical speed fell with sweep. "
+                 "Panels were clamped at both ends.",
+                 "A laminar boundary layer separates near the trailing edge. Suction delays the separation. "
+                 "Heat transfer was not measured.",
+                 "The normal shock stands ahead of the blunt body. Its stand-off distance grows with Mach number. "
+                 "Real-gas effects were small."]
+    pairs = {"query_id": ["1", "2", "3"], "positive_id": ["a", "b", "c"], "positive": positives,
+             "query": ["how does sweep change flutter speed", "what delays boundary layer separation",
+                       "how far does the shock stand off a blunt body"]}
+    params = {"model": "m"}
+    got = PromptKeys(cfg, params, 2, str(tmp_path / "c.sqlite"), run_positives(pairs))(pa.Table.from_pydict(pairs))
+
+    scorer = load_scorer(cfg.scorer)
+    scorer.use_corpus(run_positives(pairs))  # as validation_steps does inside llm.plan.generate_steps
+    local = PromptStep(load_templates(cfg.prompts.dir, cfg.prompts.strategies), 2, scorer)(pairs)
+    want = [content_key(params, json.loads(m)) for m, r in zip(local["messages"], local["reason"]) if r is None]
+    assert len(want) == 3 and got["key"] == want and got["cached"] == [False] * 3
+    assert got["messages"] == [m for m, r in zip(local["messages"], local["reason"]) if r is None]

@@ -14,6 +14,12 @@ from synthgen.llm.generate import GenerateStep
 from synthgen.llm.prompt import PromptStep, load_templates
 
 
+def run_positives(pairs: Batch) -> list[str]:
+    """The run's distinct positives: validation's reference passages and, through it, the scorer's corpus (a fusion
+    scorer standardises against them), so every place that prompts with the scorer must give it these."""
+    return list(dict.fromkeys(pairs["positive"]))
+
+
 def generate_steps(cfg: Config, pairs: Batch, backend, scorer, cache, templates) -> list[Step]:
     from synthgen.validate.steps import validation_steps
 
@@ -23,7 +29,7 @@ def generate_steps(cfg: Config, pairs: Batch, backend, scorer, cache, templates)
     return [
         PromptStep(templates, backend.passages_per_prompt, scorer),
         GenerateStep(backend, cache),
-        *validation_steps(cfg.validate_, scorer, list(dict.fromkeys(pairs["positive"])),
+        *validation_steps(cfg.validate_, scorer, run_positives(pairs),
                           backend, judge_template, positives_by_query(pairs), cache=cache),
     ]
 

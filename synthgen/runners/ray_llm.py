@@ -38,13 +38,21 @@ class PromptKeys:
     """Ray actor: pairs in, one row per prompt for the LLM out: its cache key, its messages (JSON), and whether
     the shared cache answers it already. Template-rendered and not-applicable prompts need no LLM: left out."""
 
-    def __init__(self, cfg: Config, params: dict[str, Any], per_prompt: int, cache_path: str):
+    def __init__(self, cfg: Config, params: dict[str, Any], per_prompt: int, cache_path: str,
+                 reference: list[str]):
         from synthgen.llm.prompt import PromptStep, load_templates, needs_scorer
         from synthgen.validate.load import load_scorer
 
         templates = load_templates(cfg.prompts.dir, cfg.prompts.strategies)
-        self.step = PromptStep(templates, per_prompt, load_scorer(cfg.scorer) if needs_scorer(templates) else None)
         self.params, self.cache = params, RunCache(cache_path)
+        scorer = None
+        if needs_scorer(templates):
+            # The passages the local generate steps give the scorer (the run's positives): a fusion scorer ranks
+            # a positive's sentences against them, and the ranking decides the prompt, hence its cache key.
+            scorer = load_scorer(cfg.scorer)
+            scorer.use_corpus(reference)
+            scorer.attach(self.cache)
+        self.step = PromptStep(templates, per_prompt, scorer)
 
     def __call__(self, table):
         out = self.step(table.to_pydict())
@@ -136,13 +144,15 @@ def _first(group):
     return group.slice(0, 1)
 
 
-def answer_prompts(cfg: Config, table, backend: Backend, cache_path: str) -> ProcessorRun:
-    """Every LLM prompt of `table`'s pairs answered into the shared cache, through the processor."""
+def answer_prompts(cfg: Config, table, backend: Backend, cache_path: str, reference: list[str]) -> ProcessorRun:
+    """Every LLM prompt of `table`'s pairs answered into the shared cache, through the processor. `reference`:
+    the run's distinct positives, the scorer's corpus in the local generate steps."""
     import ray
 
     compute = ray.data.ActorPoolStrategy(size=cfg.ray.concurrency)
     prompts = ray.data.from_arrow(table).map_batches(
-        PromptKeys, fn_constructor_args=(cfg, backend.cache_params(), backend.passages_per_prompt, cache_path),
+        PromptKeys, fn_constructor_args=(cfg, backend.cache_params(), backend.passages_per_prompt, cache_path,
+                                         reference),
         batch_format="pyarrow", compute=compute).materialize()
     todo = prompts.filter(lambda r: not r["cached"])
     run = ProcessorRun(cache_hits=prompts.count() - todo.count())
@@ -185,7 +195,9 @@ def llm_stage_on_ray(cfg: Config, backend: Backend, pairs, cache_path: str, fold
         prepare_vllm(cfg, backend)  # the model name and path the cache keys carry, as after VLLMBackend.open
     _, todo, _ = pending(pairs, cfg.batch_queries, shard_folder(folder, cfg.batch_queries))
     table = pa.Table.from_pydict({c: [v[i] for i in todo] for c, v in pairs.items()})
-    run = answer_prompts(cfg, table, backend, cache_path) if todo else ProcessorRun()
+    from synthgen.llm.plan import run_positives
+
+    run = answer_prompts(cfg, table, backend, cache_path, run_positives(pairs)) if todo else ProcessorRun()
     return (processor_worker_steps, (cfg, pairs, cache_path, backend.cache_params(), run.failures)), run
 
 
