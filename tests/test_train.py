@@ -37,6 +37,33 @@ def test_rows_take_the_hardest_negatives_and_count_the_random_fill():
         training_rows(_rows(), 0, pool)
 
 
+def test_pairs_the_run_kept_no_negative_for_are_training_rows_with_random_columns(tmp_path):
+    """A pair whose every candidate was rejected (or that had none) is still a training pair, as in `synthgen eval`;
+    a rejected synthetic query is not; a pair with kept rows is not added twice."""
+    from datasets import Dataset
+
+    from synthgen.io.formats import load_rows, rejected_only_pairs
+
+    run = tmp_path / "run"
+    Dataset.from_dict({"anchor": ["q1"], "positive": ["p1"], "negative": ["n1"], "query_id": ["1"],
+                       "positive_id": ["a"], "negative_score": [0.5]}).save_to_disk(str(run / "triplets"))
+    Dataset.from_dict({"anchor": ["q1", "q2", "q2", "q3", "q4"], "positive": ["p1", "p2", "p2", "p3", "p4"],
+                       "negative": ["x", "y", "z", "", "w"], "query_id": ["1", "2", "2", "3", "4"],
+                       "positive_id": ["a", "b", "b", "c", "d"],
+                       "stage": ["validate", "dedup", "quality", "prompt", "queries"],
+                       "rule": ["answers_query", "near_duplicate", "too_short", "not_applicable", "query_check"],
+                       }).save_to_disk(str(run / "rejects"))
+    rows = load_rows(run)
+    extra = rejected_only_pairs(run, rows)
+    assert extra["anchor"] == ["q2", "q3"] and extra["positive_id"] == ["b", "c"] and extra["negative"] == ["", ""]
+    assert set(extra) == set(rows) and extra["negative_score"] == [None, None]
+    both = training_rows({c: rows[c] + extra[c] for c in rows}, 2, ["r1", "r2", "r3", "r4"], seed=0)
+    assert both.anchors == ["q1", "q2", "q3"] and both.from_run == 1 and both.filled == 5
+    assert rejected_only_pairs(run / "triplets", rows)["anchor"] == ["q2", "q3"]  # the dataset folder: same run
+    (run / "rejects").rename(tmp_path / "gone")
+    assert rejected_only_pairs(run, rows)["anchor"] == []
+
+
 def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
     """End to end on a real `mine` run: 3 negative columns, in-batch KL to the run's own scorer, a model that
     loads and differs from the one it started from, and train.json that accounts for every cell."""
@@ -54,8 +81,11 @@ def test_train_distills_the_runs_scorer_over_the_batch(mined_run, tmp_path):
     report = json.loads((out / "train.json").read_text())
     kept = load_from_disk(str(mined_run["folder"] / "triplets"))
     groups = {(q, p) for q, p in zip(kept["query_id"], kept["positive_id"])}
-    assert report["rows"] == len(groups) and report["loss"] == "inbatch-kl"
-    assert report["from_run"] + report["filled"] == 3 * len(groups)
+    rejected = load_from_disk(str(mined_run["folder"] / "rejects"))
+    only_rejected = set(zip(rejected["query_id"], rejected["positive_id"])) - groups
+    assert report["rows_without_kept_negative"] == len(only_rejected)
+    assert report["rows"] == len(groups) + len(only_rejected) and report["loss"] == "inbatch-kl"
+    assert report["from_run"] + report["filled"] == 3 * report["rows"]
     distinct: dict = {}
     for q, p, n in zip(kept["query_id"], kept["positive_id"], kept["negative"]):
         distinct.setdefault((q, p), set()).add(n)

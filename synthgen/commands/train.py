@@ -72,7 +72,7 @@ def run(args) -> int:
 
 
 def train_from_run(args) -> dict[str, Any]:
-    from synthgen.io.formats import load_rows, source_dataset
+    from synthgen.io.formats import load_rows, rejected_only_pairs, source_dataset
     from synthgen.io.write import package_versions
     from synthgen.training.rows import training_rows
     from synthgen.training.trainer import KL_LOSSES, TEACHER_LOSSES, packaged_model_path, train_retriever
@@ -84,13 +84,17 @@ def train_from_run(args) -> dict[str, Any]:
     if args.negatives < 1:
         raise LoaderError(f"--negatives must be at least 1, got {args.negatives}")
     rows = load_rows(args.run)
+    # Pairs whose every candidate was rejected are still training pairs (all columns random), as in `synthgen eval`.
+    extra = rejected_only_pairs(args.run, rows)
+    rows = {c: rows[c] + extra[c] for c in rows}
     if not rows["anchor"]:
         raise LoaderError(f"{source_dataset(args.run)}: no rows to train on")
     cfg, config_from = _config(args)
     corpus, corpus_from = _fill_corpus(cfg, rows)
     data = training_rows(rows, args.negatives, corpus, args.seed)
-    log.info("%d training rows (%d negative columns: %d from the run, %d random) from %s", len(data),
-             args.negatives, data.from_run, data.filled, source_dataset(args.run))
+    log.info("%d training rows (%d of them pairs the run kept no negative for; %d negative columns: %d from the "
+             "run, %d random) from %s", len(data), len(extra["anchor"]), args.negatives, data.from_run, data.filled,
+             source_dataset(args.run))
     base = args.base_model or packaged_model_path()
     margins, inbatch, teacher, scorer = None, None, None, None
     if args.loss in TEACHER_LOSSES:
@@ -106,7 +110,8 @@ def train_from_run(args) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     model.save(str(output))
     report = {"run": str(source_dataset(args.run)), "output": str(output), "base_model": base, "loss": args.loss,
-              "rows": len(data), "negatives_per_row": args.negatives, "from_run": data.from_run,
+              "rows": len(data), "rows_without_kept_negative": len(extra["anchor"]),
+              "negatives_per_row": args.negatives, "from_run": data.from_run,
               "filled": data.filled, "fill_corpus": corpus_from, "seed": args.seed, "epochs": args.epochs,
               "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
               "max_seq_length": args.max_seq_length, "batch_sampler": args.batch_sampler,

@@ -56,6 +56,39 @@ def load_rows(run: str | Path) -> Batch:
     return rows
 
 
+# Rejects of these stages are about the pair itself (a synthetic query that failed its checks), not a candidate.
+PAIR_STAGES = ("queries",)
+
+
+def rejected_only_pairs(run: str | Path, rows: Batch) -> Batch:
+    """The (query, positive) pairs of a run's rejects/ that kept no row in `rows` (every candidate dropped, or none
+    made: `not_applicable`), one row each with an empty negative, in first-seen order: a trainer fills them as
+    it fills any missing column. Rejects of PAIR_STAGES are left out; no rejects/ folder gives none."""
+    from datasets import load_from_disk
+
+    folder = source_dataset(run).parent / "rejects"
+    if not (folder / "state.json").is_file():
+        return {c: [] for c in rows}
+    rej = load_from_disk(str(folder))
+    need = ["anchor", "positive", "query_id", "positive_id", "stage"]
+    if not set(need) <= set(rej.column_names):
+        log.warning("%s: not a synthgen rejects table (no %s): its pairs are not trained on", folder,
+                    ", ".join(sorted(set(need) - set(rej.column_names))))
+        return {c: [] for c in rows}
+    rej = rej.select_columns(need)
+    kept = set(zip(rows["query_id"], rows["positive_id"]))
+    out: Batch = {c: [] for c in rows}
+    for a, p, q, pid, stage in zip(rej["anchor"], rej["positive"], rej["query_id"], rej["positive_id"], rej["stage"]):
+        key = (q or _sid(a), pid or _sid(p))
+        if stage in PAIR_STAGES or not a or not p or key in kept:
+            continue
+        kept.add(key)
+        for c in out:
+            out[c].append({"anchor": a, "positive": p, "query_id": key[0], "positive_id": key[1],
+                           "negative": ""}.get(c))
+    return out
+
+
 def _sid(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
