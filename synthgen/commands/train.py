@@ -107,6 +107,7 @@ def train_from_run(args) -> dict[str, Any]:
                                 progress=True)
     if scorer is not None:  # after training: a per-batch teacher scores during it
         teacher["cache"].update(scorer.counts())
+        scorer.store.close()
     output.mkdir(parents=True, exist_ok=True)
     model.save(str(output))
     report = {"run": str(source_dataset(args.run)), "output": str(output), "base_model": base, "loss": args.loss,
