@@ -53,6 +53,7 @@ def test_pairs_the_run_kept_no_negative_for_are_training_rows_with_random_column
                        "stage": ["validate", "dedup", "quality", "prompt", "queries"],
                        "rule": ["answers_query", "near_duplicate", "too_short", "not_applicable", "query_check"],
                        }).save_to_disk(str(run / "rejects"))
+    (run / "run.json").write_text("{}")  # every run folder has one: how a dataset folder finds its run
     rows = load_rows(run)
     extra = rejected_only_pairs(run, rows)
     assert extra["anchor"] == ["q2", "q3"] and extra["positive_id"] == ["b", "c"] and extra["negative"] == ["", ""]
@@ -208,5 +209,8 @@ def test_train_with_per_batch_teacher_scores_trains_the_same_model(mined_run, tm
     # pairs, fewer than the matrix's); up front: the margins and every query x every passage.
     assert up["inbatch_pairs"] > 2 * 4 * 12 and up["cache"]["scored"] >= up["inbatch_pairs"]
     assert 0 < per["cache"]["scored"] <= rows * 3 + 2 * 4 * 12 and per["cache"]["scored"] < up["cache"]["scored"]
+    # Up front nothing is scored while training; per batch the steps score the pairs the margins did not cover.
+    assert up["cache"]["scored"] == up["cache"]["scored_before_training"]
+    assert per["cache"]["scored"] > per["cache"]["scored_before_training"]
     text = mined_run["queries"][:3]
     assert np.allclose(per_model.encode(text), up_model.encode(text), atol=1e-5)

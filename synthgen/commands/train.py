@@ -129,6 +129,7 @@ def _config(args):
     and, for `--teacher scorer` with no scorer given, the run's scorer: the one that validated the rows."""
     from synthgen.core.config import ScorerConfig
     from synthgen.core.config_load import load_config
+    from synthgen.io.formats import run_folder
 
     cfg = load_config(args.config, args.overrides)
     report = run_folder(args.run) / "run.json"
@@ -191,7 +192,7 @@ def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, An
     signals, info = teacher_signals(scorer, start, data.anchors, data.positives, data.negatives,
                                     args.loss == "inbatch-kl", per_batch=per_batch)
     del start
-    info["cache"] = {"path": str(cache.path)}
+    info["cache"] = {"path": str(cache.path), "scored_before_training": scorer.pairs_scored}
     return signals["margins"], signals.get("inbatch"), info, scorer
 
 
@@ -199,13 +200,6 @@ def teacher_cache_path(run: str | Path, cache_file: str | None) -> Path:
     """Where the teacher's scores and embeddings are kept: `cache_file` if set, else the shared cache of the folder
     that holds the run (the one `mine`/`generate` wrote there), or of the folder that holds the dataset."""
     from synthgen.core.cache import shared_cache_path
+    from synthgen.io.formats import run_folder
 
     return shared_cache_path(run_folder(run).parent, cache_file)
-
-
-def run_folder(path: str | Path) -> Path:
-    """The run a path names: itself, or the run that holds it when it is a dataset folder inside one (RUN/triplets)."""
-    folder = Path(path).resolve()
-    if not (folder / "run.json").is_file() and (folder.parent / "run.json").is_file():
-        return folder.parent
-    return folder

@@ -56,6 +56,19 @@ def load_rows(run: str | Path) -> Batch:
     return rows
 
 
+RUN_REPORTS = ("run.json", "stats.json")  # generate and mine write the first, validate the second
+
+
+def run_folder(path: str | Path) -> Path:
+    """The run a path names: itself, or the run that holds it when it is a dataset folder inside one (RUN/triplets,
+    RUN/kept)."""
+    def is_run(f: Path) -> bool:
+        return any((f / name).is_file() for name in RUN_REPORTS)
+
+    folder = Path(path).resolve()
+    return folder.parent if not is_run(folder) and is_run(folder.parent) else folder
+
+
 # Rejects of these stages are about the pair itself (a synthetic query that failed its checks), not a candidate.
 PAIR_STAGES = ("queries",)
 
@@ -66,7 +79,7 @@ def rejected_only_pairs(run: str | Path, rows: Batch) -> Batch:
     it fills any missing column. Rejects of PAIR_STAGES are left out; no rejects/ folder gives none."""
     from datasets import load_from_disk
 
-    folder = source_dataset(run).parent / "rejects"
+    folder = run_folder(run) / "rejects"
     if not (folder / "state.json").is_file():
         return {c: [] for c in rows}
     rej = load_from_disk(str(folder))
