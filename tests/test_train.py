@@ -37,6 +37,37 @@ def test_rows_take_the_hardest_negatives_and_count_the_random_fill():
         training_rows(_rows(), 0, pool)
 
 
+def test_random_fills_avoid_every_passage_the_input_judges_relevant(tmp_path):
+    """A query's positives in other qrels splits (not in the run's rows) are never drawn as its random negative;
+    `synthgen train` reads them from the input's qrels/*.tsv, every split."""
+    from synthgen.commands.train import _fill_corpus
+    from synthgen.core.config import Config
+
+    rows = {"anchor": ["q1"], "query_id": ["1"], "positive": ["p1"], "positive_id": ["a"], "negative": [""],
+            "negative_score": [None]}
+    pool = ["p1", "judged", "r1"]
+    for seed in range(20):  # only r1 is left: a draw of "judged" would be a false negative
+        out = training_rows(rows, 1, pool, seed=seed, known_positives={"1": {"judged"}})
+        assert out.negatives[0] == ["r1"]
+    with pytest.raises(LoaderError, match="could not draw"):
+        training_rows(rows, 2, pool, seed=0, known_positives={"1": {"judged"}})
+
+    data = tmp_path / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n"
+                                               for i, t in [("a", "p1"), ("b", "judged"), ("c", "r1")]))
+    (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n1\ta\t1\n")
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\tb\t2\n1\tc\t0\n")
+    cfg = Config.model_validate({"input": {"path": str(data)}})
+    texts, source, judged = _fill_corpus(cfg, rows)
+    assert list(texts) == ["p1", "judged", "r1"] and source == str(data)
+    assert judged == {"1": {"p1", "judged"}}  # score 0 is not a judgement of relevance
+    (tmp_path / "empty").mkdir()
+    cfg = Config.model_validate({"input": {"path": str(tmp_path / "empty")}})
+    texts, source, judged = _fill_corpus(cfg, rows)  # no corpus.jsonl: the run's own passages, nothing judged
+    assert list(texts) == ["p1"] and source == "the run's passages" and judged == {}
+
+
 def test_pairs_the_run_kept_no_negative_for_are_training_rows_with_random_columns(tmp_path):
     """A pair whose every candidate was rejected (or that had none) is still a training pair, as in `synthgen eval`;
     a rejected synthetic query is not; a pair with kept rows is not added twice."""

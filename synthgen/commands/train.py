@@ -90,8 +90,8 @@ def train_from_run(args) -> dict[str, Any]:
     if not rows["anchor"]:
         raise LoaderError(f"{source_dataset(args.run)}: no rows to train on")
     cfg, config_from = _config(args)
-    corpus, corpus_from = _fill_corpus(cfg, rows)
-    data = training_rows(rows, args.negatives, corpus, args.seed)
+    corpus, corpus_from, judged = _fill_corpus(cfg, rows)
+    data = training_rows(rows, args.negatives, corpus, args.seed, known_positives=judged)
     log.info("%d training rows (%d of them pairs the run kept no negative for; %d negative columns: %d from the "
              "run, %d random) from %s", len(data), len(extra["anchor"]), args.negatives, data.from_run, data.filled,
              source_dataset(args.run))
@@ -156,16 +156,29 @@ def _config(args):
 
 def _fill_corpus(cfg, rows):
     """The passages random fills (and a fusion teacher's reference sample) come from: the run's input corpus,
-    else the run's own distinct passages."""
-    from synthgen.negatives.corpus import load_mining_corpus
+    else the run's own distinct passages; and the texts the input's qrels (every split) judge relevant to each
+    query, which a fill must not be either (the run's rows name only its own split's positives)."""
+    from synthgen.negatives.corpus import input_folder, load_mining_corpus
 
     if cfg.input.path:
         try:
-            return load_mining_corpus(cfg.input, rows).texts, str(cfg.input.path)
+            corpus = load_mining_corpus(cfg.input, rows)
+            return corpus.texts, str(cfg.input.path), _judged_texts(input_folder(cfg.input), corpus)
         except (LoaderError, OSError) as exc:
             log.warning("corpus of %s not readable (%s): filling from the run's own passages", cfg.input.path, exc)
     own = list(dict.fromkeys(t for col in ("positive", "negative") for t in rows[col] if t))
-    return own, "the run's passages"
+    return own, "the run's passages", {}
+
+
+def _judged_texts(folder: Path, corpus) -> dict[str, set[str]]:
+    from synthgen.io.beir import load_qrels
+
+    if not (folder / "qrels").is_dir():
+        return {}
+    judged = load_qrels(folder)
+    wanted = set().union(*judged.values()) if judged else set()
+    index = {pid: i for i, pid in enumerate(corpus.ids) if pid in wanted}
+    return {qid: {corpus.texts[index[p]] for p in pids if p in index} for qid, pids in judged.items()}
 
 
 def _teacher(cfg, base: str, args, data, corpus) -> tuple[Any, Any, dict[str, Any], Any]:

@@ -4,7 +4,7 @@ the run kept fewer negatives for gets random passages, counted apart as `filled`
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from synthgen.core.errors import LoaderError
@@ -25,19 +25,23 @@ class TrainingRows:
         return len(self.anchors)
 
 
-def training_rows(rows: Batch, k: int, fill_pool: Sequence[str], seed: int = 0) -> TrainingRows:
+def training_rows(rows: Batch, k: int, fill_pool: Sequence[str], seed: int = 0,
+                  known_positives: Mapping[str, set[str]] | None = None) -> TrainingRows:
     """Group the run's rows by (query_id, positive_id) in first-seen order; each group's k hardest distinct negatives
     (by `negative_score`, unscored last) become its columns, and empty columns are drawn from `fill_pool` (seeded),
-    never a positive of the query or a negative the row already has."""
+    never a positive of the query (in the rows, or in `known_positives`: query_id -> texts the input judges
+    relevant) or a negative the row already has."""
     if k < 1:
         raise ValueError(f"negatives per row must be at least 1, got {k}")
     n = len(rows["anchor"])
     scores = rows.get("negative_score") or [None] * n
     groups: dict[tuple, list[int]] = {}
     query_positives: dict[str, set[str]] = {}
+    known = known_positives or {}
     for i in range(n):
-        groups.setdefault((rows["query_id"][i], rows["positive_id"][i]), []).append(i)
-        query_positives.setdefault(rows["query_id"][i], set()).add(rows["positive"][i])
+        qid = rows["query_id"][i]
+        groups.setdefault((qid, rows["positive_id"][i]), []).append(i)
+        query_positives.setdefault(qid, set(known.get(qid, ()))).add(rows["positive"][i])
     rng = random.Random(seed)
     out = TrainingRows([], [], [[] for _ in range(k)], 0, 0)
     for (qid, _), idx in groups.items():
