@@ -17,6 +17,15 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    """Tests that start Ray in the pytest process are marked `ray_driver`: `make test` runs them in a pytest of
+    their own that is rerun if Ray's driver aborts (tests/processes.py), so an abort cannot take the suite down."""
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray_driver)
+
+
 @pytest.fixture(scope="session")
 def llama_server():
     """The real embedded llama.cpp server with the packaged SmolLM2 model, shared by the session."""

@@ -53,3 +53,22 @@ def run_resuming_ray_aborts(command: list[str], before_retry=lambda: None, tries
             return done
         before_retry()
     return done
+
+
+def main(argv: list[str], tries: int = 3) -> int:
+    """`python tests/processes.py CMD...`: run CMD with its output shown, and again (at most `tries` runs) while it
+    dies of SIGABRT. `make test` runs the tests that start Ray in the pytest process itself this way: there Ray's
+    abort message goes to pytest's captured stderr and is lost with the process, so the signal is what is left."""
+    for attempt in range(1, tries + 1):
+        rc = subprocess.run(argv).returncode
+        if rc not in (-signal.SIGABRT, 128 + signal.SIGABRT) or attempt == tries:
+            return rc
+        print(f"processes.py: {argv[0]} aborted (SIGABRT: Ray's driver check?); run {attempt + 1} of {tries}",
+              flush=True)
+    return rc
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""The test helper that reruns a run Ray aborted: it reruns only on Ray's abort, and at most `tries` runs."""
+"""The test helpers that rerun what Ray aborted: only on Ray's abort (or SIGABRT, for `make test`), at most `tries` runs."""
 
 from __future__ import annotations
 
@@ -27,3 +27,21 @@ def test_other_failures_and_endless_aborts_are_returned(tmp_path):
     assert other.returncode == 1 and "bad config" in other.stderr and (tmp_path / "a").read_text().count("x") == 1
     endless = run_resuming_ray_aborts(_command(tmp_path / "b", 5, RAY_ABORT), tries=3, timeout=60)
     assert endless.returncode == 1 and RAY_ABORT in endless.stderr and (tmp_path / "b").read_text().count("x") == 3
+
+
+def _aborting(counter, abort_runs: int, exit_code: int = 0) -> list[str]:
+    # Each run appends a line to `counter`; the first `abort_runs` runs die of SIGABRT, as Ray's driver check does.
+    code = (f"import os, sys; p = {str(counter)!r}; n = len(open(p).read().splitlines()) if os.path.exists(p)"
+            f" else 0; open(p, 'a').write('x\\n'); os.abort() if n < {abort_runs} else sys.exit({exit_code})")
+    return [sys.executable, "-c", code]
+
+
+def test_make_tests_runner_reruns_a_pytest_that_died_of_sigabrt_only(tmp_path, capfd):
+    """`python tests/processes.py CMD` (how `make test` runs the in-process Ray tests): a SIGABRT is rerun, at most
+    `tries` runs; a failing exit code is returned at once, so real test failures are never rerun away."""
+    from processes import main
+
+    assert main(_aborting(tmp_path / "a", 2)) == 0 and (tmp_path / "a").read_text().count("x") == 3
+    assert "run 2 of 3" in capfd.readouterr().out
+    assert main(_aborting(tmp_path / "b", 0, exit_code=1)) == 1 and (tmp_path / "b").read_text().count("x") == 1
+    assert main(_aborting(tmp_path / "c", 9), tries=2) < 0 and (tmp_path / "c").read_text().count("x") == 2
