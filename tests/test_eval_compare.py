@@ -64,6 +64,45 @@ def test_compare_refuses_what_cannot_be_paired(tmp_path):
         load_condition(f"{tmp_path / 'bad'}:dense")
 
 
+def _meta(folder, seeds, **settings):
+    meta = {"dataset": "cranfield", "seeds": seeds, "steps": 132, "loss": "inbatch-kl", "lr": 2e-05,
+            "scorer": {"name": "MiniLM", "scored": len(seeds)}, "seconds": 10.0 * len(seeds),
+            "config": {"cache_file": str(folder / "c.sqlite"), "mine": {"reuse": None, "cache_dir": str(folder)}},
+            **settings}
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_runs_of_one_condition_with_other_seeds_pool_into_one(tmp_path):
+    """`RUN1,RUN2:CONDITION`: seeds 42-44 and a later 45-46 of the same experiment are one five-seed condition; what
+    each run cost and where its cache was do not matter, any setting or a shared seed does."""
+    base = [[0.1, 0.5, 0.3, 0.2]] * 5
+    first, later = [[0.3, 0.6, 0.4, 0.3], [0.4, 0.5, 0.5, 0.2], [0.3, 0.7, 0.4, 0.3]], [[0.2, 0.6, 0.4, 0.1]] * 2
+    _meta(_write_run(tmp_path / "a", {"mine": first, "dense": base[:3]}), [42, 43, 44])
+    _meta(_write_run(tmp_path / "b", {"mine": later, "dense": base[:2]}), [45, 46], kl_weight=1.0)
+    label, pooled = load_condition(f"{tmp_path / 'a'},{tmp_path / 'b'}:mine")
+    assert pooled["test"]["runs"] == first + later and label == f"{tmp_path / 'a'},{tmp_path / 'b'}:mine"
+    _write_run(tmp_path / "base", {"dense": base})
+    row = compare_specs(f"{tmp_path / 'base'}:dense", [f"{tmp_path / 'a'},{tmp_path / 'b'}:mine"])[0]
+    assert row["seeds"] == 5 and row == {**compare_conditions(first + later, base), "condition": label,
+                                         "baseline": f"{tmp_path / 'base'}:dense", "split": "test"}
+    _meta(_write_run(tmp_path / "again", {"mine": later}), [44, 45])
+    with pytest.raises(LoaderError, match="a seed is in more than one run"):
+        load_condition(f"{tmp_path / 'a'},{tmp_path / 'again'}:mine")
+    _meta(_write_run(tmp_path / "other", {"mine": later}), [47], steps=88)
+    with pytest.raises(LoaderError, match="differ in 'steps' \\(132, 88\\)"):
+        load_condition(f"{tmp_path / 'a'},{tmp_path / 'other'}:mine")
+    _meta(_write_run(tmp_path / "reuse", {"mine": later}), [48], config={"mine": {"reuse": 1}})
+    with pytest.raises(LoaderError, match="differ in 'config.mine.reuse'"):
+        load_condition(f"{tmp_path / 'a'},{tmp_path / 'reuse'}:mine")
+    _write_run(tmp_path / "fewer", {"mine": later}, queries=("q1", "q2", "q3"))
+    _meta(tmp_path / "fewer", [49])
+    with pytest.raises(LoaderError, match="different test queries"):
+        load_condition(f"{tmp_path / 'a'},{tmp_path / 'fewer'}:mine")
+    _write_run(tmp_path / "no-meta", {"mine": later})
+    with pytest.raises(LoaderError, match="meta.json is missing"):
+        load_condition(f"{tmp_path / 'a'},{tmp_path / 'no-meta'}:mine")
+
+
 def test_compare_cli_prints_json_and_fails_clearly(tmp_path, capsys):
     from synthgen.cli import main
 

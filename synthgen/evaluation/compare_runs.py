@@ -33,16 +33,50 @@ def _per_query_file(folder: Path) -> Path:
                       "output folder?")
 
 
-def load_condition(spec: str) -> tuple[str, dict[str, dict[str, Any]]]:
-    """`RUN:CONDITION` -> (label, {split: {"query_ids": [...], "runs": per seed, the per-query nDCG@10}})."""
-    folder, sep, condition = spec.rpartition(":")
-    if not sep or not folder or not condition:
-        raise LoaderError(f"{spec!r}: expected RUN:CONDITION, e.g. outputs/eval/cranfield:dense")
-    path = _per_query_file(Path(folder))
+# meta.json settings that must agree before two runs' seeds of one condition are pooled (seeds must not).
+SAME_SETTINGS = ("dataset", "train_pairs", "train_queries", "test_queries", "dev_queries", "dev_split", "corpus_docs",
+                 "steps", "epochs", "negatives_per_row", "loss", "batch_sampler", "batch_size", "lr", "max_seq_length",
+                 "max_train_queries", "sources", "validator", "teacher", "kl_weight", "mse_weight")
+# Where the caches and outputs were is not a setting of the experiment.
+PLACES = ("cache_file", "cache_dir", "output_dir")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) and key != "sources":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _settings(meta: dict[str, Any]) -> dict[str, Any]:
+    """What defines the experiment: the fixed keys, the scorers' names (not what they cost), the resolved config
+    but for places."""
+    loss = meta.get("loss")
+    kl = any(name in str(loss) for name in ("inbatch-kl", "listwise-kl"))
+    out = {key: meta.get(key) for key in SAME_SETTINGS}
+    if kl and out["kl_weight"] is None:
+        out["kl_weight"] = 1.0  # runs from before --kl-weight trained with weight 1
+    for key in ("scorer", "teacher_scorer"):
+        out[key] = (meta.get(key) or {}).get("name")
+    for key, value in _flat(meta.get("config") or {}).items():
+        if key.rsplit(".", 1)[-1] not in PLACES:
+            out[f"config.{key}"] = value
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise LoaderError(f"{path}: unreadable ({err})") from err
+
+
+def _load_one(folder: str, condition: str) -> tuple[Path, dict[str, dict[str, Any]]]:
+    path = _per_query_file(Path(folder))
+    stored = _read_json(path)
     out = {}
     for split in SPLITS:
         block = stored.get(split)
@@ -51,7 +85,47 @@ def load_condition(spec: str) -> tuple[str, dict[str, dict[str, Any]]]:
     if not out:
         known = sorted({c for b in stored.values() if isinstance(b, dict) for c in b.get("conditions", {})})
         raise LoaderError(f"{path}: no condition {condition!r}; it has {', '.join(known) or 'none'}")
-    return f"{path.parent}:{condition}", out
+    return path, out
+
+
+def _pool(paths: list[Path], parts: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """One condition's seeds from several runs (e.g. seeds 42-44 and, later, 45-46) as if one run had trained them:
+    only runs with the same settings, the same scored queries and no seed twice."""
+    metas = []
+    for path in paths:
+        if not (path.parent / "meta.json").is_file():
+            raise LoaderError(f"{path.parent / 'meta.json'} is missing: pooling runs needs each run's settings")
+        metas.append(_read_json(path.parent / "meta.json"))
+    seeds = [s for meta in metas for s in meta.get("seeds", [])]
+    if len(seeds) != len(set(seeds)):
+        raise LoaderError(f"{', '.join(str(p.parent) for p in paths)}: a seed is in more than one run ({seeds}); "
+                          "pooled runs need distinct seeds (synthgen eval --seed-start)")
+    settings = [_settings(meta) for meta in metas]
+    # config keys a run lacks (a field added later) are not compared; every other setting must agree
+    shared = set.intersection(*(set(s) for s in settings))
+    for key in sorted(shared):
+        if len({json.dumps(s[key], sort_keys=True) for s in settings}) > 1:
+            raise LoaderError(f"{paths[0].parent} and the runs pooled with it differ in {key!r} "
+                              f"({', '.join(json.dumps(s[key]) for s in settings)}): not the same experiment")
+    pooled = {}
+    for split in parts[0]:
+        if any(split not in part or part[split]["query_ids"] != parts[0][split]["query_ids"] for part in parts):
+            raise LoaderError(f"the pooled runs scored different {split} queries: they cannot be one condition")
+        pooled[split] = {"query_ids": parts[0][split]["query_ids"],
+                         "runs": [run for part in parts for run in part[split]["runs"]]}
+    return pooled
+
+
+def load_condition(spec: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """`RUN:CONDITION` -> (label, {split: {"query_ids": [...], "runs": per seed, the per-query nDCG@10}}).
+    `RUN1,RUN2:CONDITION` pools the condition's seeds of several runs (same settings, distinct seeds)."""
+    folders, sep, condition = spec.rpartition(":")
+    if not sep or not folders or not condition:
+        raise LoaderError(f"{spec!r}: expected RUN:CONDITION, e.g. outputs/eval/cranfield:dense")
+    loaded = [_load_one(folder, condition) for folder in folders.split(",")]
+    paths, parts = [p for p, _ in loaded], [d for _, d in loaded]
+    label = ",".join(str(p.parent) for p in paths) + f":{condition}"
+    return label, parts[0] if len(parts) == 1 else _pool(paths, parts)
 
 
 def compare_specs(base: str, others: list[str], splits: tuple[str, ...] = SPLITS) -> list[dict[str, Any]]:
