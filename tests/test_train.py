@@ -56,12 +56,12 @@ def test_random_fills_avoid_every_passage_the_input_judges_relevant(tmp_path):
     (data / "qrels").mkdir(parents=True)
     (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n"
                                                for i, t in [("a", "p1"), ("b", "judged"), ("c", "r1")]))
-    (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n1\ta\t1\n")
+    (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n1\ta\t1\n9\tc\t1\n")
     (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\tb\t2\n1\tc\t0\n")
     cfg = Config.model_validate({"input": {"path": str(data)}})
     texts, source, judged = _fill_corpus(cfg, rows)
     assert list(texts) == ["p1", "judged", "r1"] and source == str(data)
-    assert judged == {"1": {"p1", "judged"}}  # score 0 is not a judgement of relevance
+    assert judged == {"1": {"p1", "judged"}}  # score 0 is not relevant; query 9 is not in the run
     (tmp_path / "empty").mkdir()
     cfg = Config.model_validate({"input": {"path": str(tmp_path / "empty")}})
     texts, source, judged = _fill_corpus(cfg, rows)  # no corpus.jsonl: the run's own passages, nothing judged

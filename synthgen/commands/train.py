@@ -163,19 +163,21 @@ def _fill_corpus(cfg, rows):
     if cfg.input.path:
         try:
             corpus = load_mining_corpus(cfg.input, rows)
-            return corpus.texts, str(cfg.input.path), _judged_texts(input_folder(cfg.input), corpus)
+            judged = _judged_texts(input_folder(cfg.input), corpus, set(rows["query_id"]))
+            return corpus.texts, str(cfg.input.path), judged
         except (LoaderError, OSError) as exc:
             log.warning("corpus of %s not readable (%s): filling from the run's own passages", cfg.input.path, exc)
     own = list(dict.fromkeys(t for col in ("positive", "negative") for t in rows[col] if t))
     return own, "the run's passages", {}
 
 
-def _judged_texts(folder: Path, corpus) -> dict[str, set[str]]:
+def _judged_texts(folder: Path, corpus, query_ids: set[str]) -> dict[str, set[str]]:
+    """The run's queries only: a large corpus's every judged passage would not fit in memory as text."""
     from synthgen.io.beir import load_qrels
 
     if not (folder / "qrels").is_dir():
         return {}
-    judged = load_qrels(folder)
+    judged = {qid: pids for qid, pids in load_qrels(folder).items() if qid in query_ids}
     wanted = set().union(*judged.values()) if judged else set()
     index = {pid: i for i, pid in enumerate(corpus.ids) if pid in wanted}
     return {qid: {corpus.texts[index[p]] for p in pids if p in index} for qid, pids in judged.items()}
