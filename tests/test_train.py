@@ -66,6 +66,11 @@ def test_random_fills_avoid_every_passage_the_input_judges_relevant(tmp_path):
     cfg = Config.model_validate({"input": {"path": str(tmp_path / "empty")}})
     texts, source, judged = _fill_corpus(cfg, rows)  # no corpus.jsonl: the run's own passages, nothing judged
     assert list(texts) == ["p1"] and source == "the run's passages" and judged == {}
+    from synthgen.core.package_data import sample_path
+
+    texts, source, _ = _fill_corpus(Config(), rows)  # no input.path (`make generate`): the packaged sample corpus
+    lines = (sample_path() / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    assert source == str(sample_path()) and len(texts) == len([line for line in lines if line.strip()]) > 2
 
 
 def test_pairs_the_run_kept_no_negative_for_are_training_rows_with_random_columns(tmp_path):

@@ -160,13 +160,12 @@ def _fill_corpus(cfg, rows):
     query, which a fill must not be either (the run's rows name only its own split's positives)."""
     from synthgen.negatives.corpus import input_folder, load_mining_corpus
 
-    if cfg.input.path:
-        try:
-            corpus = load_mining_corpus(cfg.input, rows)
-            judged = _judged_texts(input_folder(cfg.input), corpus, set(rows["query_id"]))
-            return corpus.texts, str(cfg.input.path), judged
-        except (LoaderError, OSError) as exc:
-            log.warning("corpus of %s not readable (%s): filling from the run's own passages", cfg.input.path, exc)
+    folder = input_folder(cfg.input)  # no input.path: the packaged sample corpus, which `make generate` reads
+    try:
+        corpus = load_mining_corpus(cfg.input, rows)
+        return corpus.texts, str(cfg.input.path or folder), _judged_texts(folder, corpus, set(rows["query_id"]))
+    except (LoaderError, OSError) as exc:
+        log.warning("corpus of %s not readable (%s): filling from the run's own passages", folder, exc)
     own = list(dict.fromkeys(t for col in ("positive", "negative") for t in rows[col] if t))
     return own, "the run's passages", {}
 
