@@ -39,11 +39,10 @@ $(STAMP): pyproject.toml
 generate: install
 	$(BIN)/synthgen generate $(ARGS)
 
-# The tests that start Ray inside pytest run apart: Ray 2.60's driver can abort on an internal check, and an abort
-# there would end the whole suite without a summary; tests/processes.py reruns that pytest (at most 3 runs).
+# One pytest. (Running the `ray_driver` tests apart through tests/processes.py was tried in session 37 and
+# reverted: in that split test_resume's Ctrl-C test failed twice out of two; see README, Development.)
 test: install
-	$(BIN)/python -m pytest -q -m 'not slow and not long and not ray_driver'
-	$(BIN)/python tests/processes.py $(BIN)/python -m pytest -q -m 'ray_driver and not slow and not long'
+	$(BIN)/python -m pytest -q
 
 # A/B of negative sources on ../shared/data/cranfield (all sources, 3 seeds): ~102 s on an H100, ~2.5 h on
 # 2 CPU cores; e.g. ARGS='--max-train-queries 50 --seeds 2' (~45 min) for a shorter run. See README.
