@@ -19,8 +19,8 @@ def shared_dataset(name: str) -> Path:
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
-    """Tests that start Ray in the pytest process are marked `ray_driver`: `make test` runs them in a pytest of
-    their own that is rerun if Ray's driver aborts (tests/processes.py), so an abort cannot take the suite down."""
+    """Tests that start Ray in the pytest process are marked `ray_driver`, so they can be run apart through
+    `python tests/processes.py` (rerun if Ray's driver aborts); `make test` does not split them off (README)."""
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.ray_driver)

@@ -57,8 +57,8 @@ def run_resuming_ray_aborts(command: list[str], before_retry=lambda: None, tries
 
 def main(argv: list[str], tries: int = 3) -> int:
     """`python tests/processes.py CMD...`: run CMD with its output shown, and again (at most `tries` runs) while it
-    dies of SIGABRT. `make test` runs the tests that start Ray in the pytest process itself this way: there Ray's
-    abort message goes to pytest's captured stderr and is lost with the process, so the signal is what is left."""
+    dies of SIGABRT: for the `ray_driver` tests run apart (Ray's abort message goes to pytest's captured stderr
+    and is lost with the process, so the signal is what is left)."""
     for attempt in range(1, tries + 1):
         rc = subprocess.run(argv).returncode
         if rc not in (-signal.SIGABRT, 128 + signal.SIGABRT) or attempt == tries:

@@ -1,4 +1,4 @@
-"""The test helpers that rerun what Ray aborted: only on Ray's abort (or SIGABRT, for `make test`), at most `tries` runs."""
+"""The test helpers that rerun what Ray aborted: only on Ray's abort (or SIGABRT, for the `ray_driver` tests run apart), at most `tries` runs."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _aborting(counter, abort_runs: int, exit_code: int = 0) -> list[str]:
 
 
 def test_make_tests_runner_reruns_a_pytest_that_died_of_sigabrt_only(tmp_path, capfd):
-    """`python tests/processes.py CMD` (how `make test` runs the in-process Ray tests): a SIGABRT is rerun, at most
+    """`python tests/processes.py CMD` (for the in-process Ray tests run apart): a SIGABRT is rerun, at most
     `tries` runs; a failing exit code is returned at once, so real test failures are never rerun away."""
     from processes import main
 
