@@ -1,4 +1,5 @@
-"""The test helpers that rerun what Ray aborted: only on Ray's abort (or SIGABRT, for the `ray_driver` tests run apart), at most `tries` runs."""
+"""The test helpers that rerun what Ray aborted: only on Ray's abort (or on SIGABRT, for the `ray_driver` tests run
+apart), at most `tries` runs."""
 
 from __future__ import annotations
 
